@@ -1,0 +1,1 @@
+"""Bag reading, per-cycle metrics, circuit fitting, plots and reports (no rclpy)."""

@@ -1,0 +1,1 @@
+"""Profile generation, force control, the fixed-rate loop and the safety supervisor (no rclpy)."""

@@ -1,0 +1,1 @@
+"""Device drivers behind abstract bases: simulators and serial drivers (no rclpy)."""

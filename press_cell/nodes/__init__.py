@@ -1,0 +1,1 @@
+"""Thin rclpy nodes wrapping the pure core: press, arm, impedance, coordinator, recorder."""

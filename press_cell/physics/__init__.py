@@ -1,0 +1,1 @@
+"""Physics models of the press, the foil, the powder and the cell (no rclpy)."""

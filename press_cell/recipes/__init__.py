@@ -1,0 +1,1 @@
+"""Recipe schema, material and tooling library, validation and dry run (no rclpy)."""
