@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from press_cell.physics.compaction import MATERIALS as PHYSICS_POWDERS
 from press_cell.recipes.errors import LibraryError
 from press_cell.recipes.yaml_source import ProblemLog, compose_file
 
@@ -40,6 +41,7 @@ class PowderMaterial:
     """A solid-electrolyte powder."""
 
     name: str
+    physics_material: str           # key of MATERIALS in press_cell/physics/compaction.py
     family: str                     # "sulfide" | "oxide"
     conducts: str                   # mobile ion, "Li" | "Na"
     theoretical_density_kg_m3: float
@@ -156,15 +158,18 @@ def _read_foil(name, view):
 
 
 def _read_powder(name, view):
-    view.check_keys(("family", "conducts", "theoretical_density_g_cm3", "density_source"))
+    view.check_keys(("physics_material", "family", "conducts", "theoretical_density_g_cm3",
+                     "density_source"))
+    physics = _choice(view, "physics_material", "the physics/compaction.py material",
+                      tuple(PHYSICS_POWDERS))
     family = _choice(view, "family", "the electrolyte family", POWDER_FAMILIES)
     conducts = _choice(view, "conducts", "the mobile ion", ION_KINDS)
     density = _ranged(view, "theoretical_density_g_cm3", "theoretical density", 0.5, 25.0,
                       "g/cm^3")
     source = view.string("density_source", "a citation (authors, year, journal) or '[est]'")
-    if None in (family, conducts, density, source):
+    if None in (physics, family, conducts, density, source):
         return None
-    return PowderMaterial(name, family, conducts, density * _G_CM3_TO_KG_M3, source)
+    return PowderMaterial(name, physics, family, conducts, density * _G_CM3_TO_KG_M3, source)
 
 
 def _read_die(name, view):
