@@ -126,6 +126,10 @@ class DobotEmulator:
         """Stop serving."""
         self.close()
 
+    def lose_grip_after(self, carried_m: float) -> None:
+        """Make the cup lose the part it carries after ``carried_m`` more metres (m)."""
+        self.arm.inject_drop(carried_m)
+
     # ----------------------------------------------------------------- protocol
     def handle_bytes(self, data: bytes) -> bytes:
         """Consume received bytes and return the reply bytes to send (faults applied)."""
@@ -309,7 +313,7 @@ def main(argv: list | None = None) -> int:
     emulator.faults.corrupt_replies = args.corrupt_replies
     emulator.faults.stall_queue = args.stall_queue
     if args.lose_grip_after_mm is not None:
-        emulator.arm.inject_drop(args.lose_grip_after_mm / 1e3)
+        emulator.lose_grip_after(args.lose_grip_after_mm / 1e3)
 
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -1,0 +1,110 @@
+"""Cell layout file: the shipped layout loads; mistakes are reported with line, key and range."""
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from press_cell.recipes.stations import (
+    ComponentKind,
+    StationKind,
+    StationsConfigError,
+    UnknownStationError,
+    ZoneBox,
+    load_layout,
+    parse_layout,
+)
+
+CONFIG = Path(__file__).resolve().parent.parent / "config" / "stations.yaml"
+TEXT = CONFIG.read_text()
+
+
+def _line_of(fragment: str) -> int:
+    return TEXT[:TEXT.index(fragment)].count("\n") + 1
+
+
+def test_shipped_layout_loads_in_si():
+    layout = load_layout(CONFIG)
+    station, index, pose = layout.resolve_slot("pellet_tray/5")
+    assert station.kind == StationKind.TRAY and index == 5
+    # slot 5 = row 1, column 1 of a 4-column tray: origin + (20 mm, 20 mm)
+    assert pose.position_m == pytest.approx((0.18, -0.12, 0.004))
+    assert layout.safe_z_m == pytest.approx(0.100)
+    die = layout.stations["press_die"]
+    assert ComponentKind.ANODE_ON_ROD in die.accepts
+    assert layout.press_zone.contains(die.slot_poses[0].position_m)
+    assert not layout.press_zone.contains(layout.park_pose.position_m)
+
+
+def test_rotated_tray_places_slots_along_its_own_axes():
+    text = TEXT.replace("origin: {x_mm: 160, y_mm: -140, z_mm: 4, yaw_deg: 0}",
+                        "origin: {x_mm: 160, y_mm: -140, z_mm: 4, yaw_deg: 90}")
+    pose = parse_layout(text).resolve_slot("pellet_tray/1")[2]
+    assert pose.position_m == pytest.approx((0.160, -0.120, 0.004))
+    assert pose.yaw_rad == pytest.approx(math.pi / 2)
+
+
+@pytest.mark.parametrize("old, new, line_of, key, words", [
+    ("    pitch_x_mm: 20          # slot n", "    pitch_x_mm: -5          # slot n",
+     "    pitch_x_mm: 20          # slot n", "stations.pellet_tray.pitch_x_mm",
+     "outside the allowed range [2.0, 100.0] mm"),
+    ("kind: die", "kind: oven", "kind: die", "stations.press_die.kind", "not one of tray"),
+    ("  rows: 2\n", "  rowz: 2\n", "  rows: 2\n", "stations.pellet_tray.rowz", "unknown key"),
+    ("  rows: 2\n", "  rows: 2.5\n", "  rows: 2\n", "stations.pellet_tray.rows",
+     "must be an integer"),
+    ("accepts: [ANODE_ON_ROD]", "accepts: [ANODE]", "accepts: [ANODE_ON_ROD]",
+     "stations.anode_rack.accepts", "'ANODE' is not one of"),
+    ("origin: {x_mm: 250, y_mm: 0", "origin: {x_mm: 150, y_mm: 0",
+     "origin: {x_mm: 250, y_mm: 0", "stations.press_die.origin", "inside press_zone"),
+    ("origin: {x_mm: 160, y_mm: 140, z_mm: 40,", "origin: {x_mm: 160, y_mm: 140, z_mm: 90,",
+     "origin: {x_mm: 160, y_mm: 140, z_mm: 40,", "stations.anode_rack.origin.z_mm",
+     "must not exceed safe_z_mm 100"),
+    ("  max: {x_mm: 285,", "  max: {x_mm: 200,", "  max: {x_mm: 285,", "press_zone.max.x_mm",
+     "must be greater than press_zone.min.x_mm"),
+    ("park: {x_mm: 180, y_mm: 120,", "park: {x_mm: 250, y_mm: 0,", "park: {x_mm: 180,", "park",
+     "outside press_zone"),
+    ("    origin: {x_mm: 200, y_mm: -60, z_mm: 10, yaw_deg: 0}",
+     "    origin: {x_mm: 200, y_mm: -60, z_mm: 10}",
+     "    origin: {x_mm: 200, y_mm: -60, z_mm: 10, yaw_deg: 0}",
+     "stations.inspection.origin.yaw_deg", "missing required key"),
+    ("yaw_deg: 0}   # slot 0", "yaw_deg: 270}   # slot 0", "yaw_deg: 0}   # slot 0",
+     "stations.pellet_tray.origin.yaw_deg", "[-180.0, 180.0] deg"),
+])
+def test_errors_name_line_key_and_allowed_values(old, new, line_of, key, words):
+    assert old in TEXT
+    with pytest.raises(StationsConfigError) as info:
+        parse_layout(TEXT.replace(old, new, 1), source="stations.yaml")
+    err = info.value
+    assert err.line == _line_of(line_of)
+    assert err.key == key
+    assert str(err).startswith(f"stations.yaml:{err.line}: {key}: ")
+    assert words in str(err)
+
+
+def test_broken_yaml_and_empty_file():
+    with pytest.raises(StationsConfigError, match="not valid YAML"):
+        parse_layout("stations: [\n")
+    with pytest.raises(StationsConfigError, match="empty"):
+        parse_layout("")
+
+
+def test_unknown_slot_references():
+    layout = load_layout(CONFIG)
+    with pytest.raises(UnknownStationError, match="no station 'oven'"):
+        layout.resolve_slot("oven/0")
+    with pytest.raises(UnknownStationError, match="slot must be 0..7"):
+        layout.resolve_slot("pellet_tray/8")
+    with pytest.raises(UnknownStationError, match="has 8 slots"):
+        layout.resolve_slot("pellet_tray")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1.0, 1.0), min_size=6, max_size=6))
+def test_segment_test_agrees_with_dense_sampling(coords):
+    box = ZoneBox((-0.2, -0.3, -0.1), (0.3, 0.2, 0.4))
+    a, b = coords[:3], coords[3:]
+    samples = [[a[i] + t / 400 * (b[i] - a[i]) for i in range(3)] for t in range(401)]
+    if any(box.contains(p) for p in samples):
+        assert box.intersects_segment(a, b)
