@@ -125,8 +125,8 @@ def _in_range(report, key, value, low, high, unit, what) -> bool:
 
 def _tooling_label(tool, library) -> str:
     if tool in library.dies.values():
-        return f"{tool.bore_diameter_m * 1e3:g} mm die '{tool.name}'"
-    return f"{tool.diameter_m * 1e3:g} mm rod '{tool.name}'"
+        return f"{tool.bore_diameter_m * 1e3:g} mm die"
+    return f"{tool.diameter_m * 1e3:g} mm rod"
 
 
 def _tooling_diameter_m(tool) -> float:
@@ -150,7 +150,7 @@ def pressure_limit_pa(recipe, library):
 
 def validate_press_recipe(recipe, library) -> list:
     """Validate one press recipe; return warnings, raise RecipeError listing every error."""
-    report = _Report(recipe.name, recipe.marks, f"{recipe.name}.")
+    report = _Report(recipe.name, recipe.marks, f"press_recipes.{recipe.name}.")
     _check_names(report, recipe, library)
     stages_ok = _check_stages(report, recipe)
     _check_band_and_release(report, recipe)
@@ -318,7 +318,7 @@ def validate_assembly(assembly, library, check_press_recipes: bool = True) -> li
     With ``check_press_recipes`` its press recipes are validated too (the loader, which has
     validated each one already, passes False).
     """
-    report = _Report(assembly.name, assembly.marks, f"{assembly.name}.")
+    report = _Report(assembly.name, assembly.marks, f"assemblies.{assembly.name}.")
     errors = []
     for index, step in enumerate(assembly.steps):
         if step.recipe is not None and check_press_recipes:

@@ -79,9 +79,14 @@ def _describe(node) -> str:
 class MapView:
     """A YAML mapping node read with its marks; typed getters log problems and return None."""
 
-    def __init__(self, node, file: str, path: str, log: ProblemLog):
-        """Wrap a MappingNode found at dotted ``path`` in ``file``."""
+    def __init__(self, node, file: str, path: str, log: ProblemLog, anchor=None):
+        """Wrap a MappingNode found at dotted ``path`` in ``file``.
+
+        ``anchor`` is the node of the key that names this mapping; missing keys are reported
+        at its line (``pellet:``), which is where a reader looks for them.
+        """
         self.node = node
+        self.anchor = anchor
         self.file = file
         self.path = path
         self.log = log
@@ -101,8 +106,8 @@ class MapView:
 
     @property
     def mark(self) -> SourceMark:
-        """Return where this mapping starts."""
-        return _mark(self.node, self.file)
+        """Return where this mapping starts (the line of the key naming it, if known)."""
+        return _mark(self.anchor if self.anchor is not None else self.node, self.file)
 
     def key_path(self, key: str) -> str:
         """Return the dotted path of ``key`` inside this mapping."""
@@ -217,7 +222,7 @@ class MapView:
         if not isinstance(node, yaml.MappingNode):
             self.problem(key, f"expected a mapping, got {_describe(node)}; {what} is required")
             return None
-        return MapView(node, self.file, self.key_path(key), self.log)
+        return MapView(node, self.file, self.key_path(key), self.log, self._items[key][0])
 
     def items(self, key: str, what: str, required: bool = True):
         """Return ``[(name, MapView)]`` for a mapping of named mappings (e.g. dies by name)."""
