@@ -164,3 +164,16 @@ def log_frequency_grid_hz(freq_max_hz: float, freq_min_hz: float,
     decades = np.log10(freq_max_hz / freq_min_hz)
     n_points = max(2, int(round(decades * points_per_decade)) + 1)
     return np.logspace(np.log10(freq_max_hz), np.log10(freq_min_hz), n_points)
+
+
+def cell_model_from_resistances(resistances, **cpe_parameters) -> CellImpedanceModel:
+    """Return the cell model for a resistance breakdown plus optional CPE/tail overrides.
+
+    ``resistances`` is anything with ``r_ext_ohm``, ``r_bulk_ohm``, ``r_gb_ohm`` and
+    ``r_int_each_ohm`` (e.g. ``press_cell.physics.cell_resistance.CellResistances``);
+    ``cpe_parameters`` are ``CellImpedanceModel`` fields such as ``q_int`` or ``alpha_int``.
+    """
+    return CellImpedanceModel(
+        r_ext_ohm=float(resistances.r_ext_ohm), r_bulk_ohm=float(resistances.r_bulk_ohm),
+        r_gb_ohm=float(resistances.r_gb_ohm), r_int_each_ohm=float(resistances.r_int_each_ohm),
+        **cpe_parameters)
