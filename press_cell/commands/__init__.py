@@ -1,0 +1,1 @@
+"""Subcommands of the `press-cell` command, one module each (`add_arguments`, `run`)."""
