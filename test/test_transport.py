@@ -31,7 +31,8 @@ def test_press_state_published_in_one_process_arrives_in_another(rclpy_context, 
     assert _spin_until(node, rclpy_context, lambda: len(received) >= 5, 30.0), \
         "no PressState arrived from the other process within 30 s"
     pressures = [m.pressure for m in received]
-    assert all(b > a for a, b in zip(pressures, pressures[1:], strict=False)), "samples out of order"
+    in_order = all(b > a for a, b in zip(pressures, pressures[1:], strict=False))
+    assert in_order, "samples out of order"
     assert received[-1].phase == PressState.PHASE_RAMP
     assert received[-1].force == pytest.approx(received[-1].pressure * 7.85e-5)
 
