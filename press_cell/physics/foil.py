@@ -39,7 +39,7 @@ Public API::
     flow_pressure_pa(metal, radius_m, thickness_m, strain_rate_s, temperature_k) -> Pa
     free_thinning_limit_m(metal, radius_m, pressure_pa, strain_rate_s, temperature_k) -> m
     AlkaliFoil(metal, thickness_m, radius_m, reference_strain_rate_s=1e-3,
-               critical_strain=..., elastic_recovery=0.02, initial_contact=0.0)
+               critical_strain=0.2, elastic_recovery=0.02, initial_contact=0.0)
         .step(pressure_pa, dt_s, temperature_k=298.15)
         .thickness_m, .contact_fraction, .pressure_pa, .max_pressure_pa, .loaded_area_m2,
         .creep_strain, .compliance_m_per_pa(pressure_pa, loading)
@@ -173,7 +173,7 @@ class AlkaliFoil:
 
     def __init__(self, metal: AlkaliMetal, thickness_m: float, radius_m: float,
                  reference_strain_rate_s: float = 1e-3,
-                 critical_strain: float = 0.05,
+                 critical_strain: float = 0.2,
                  elastic_recovery: float = 0.02,
                  initial_contact: float = 0.0) -> None:
         for name, value in (("thickness_m", thickness_m), ("radius_m", radius_m),
