@@ -1,15 +1,12 @@
 """QoS profiles of press_cell, one per kind of stream (STYLE.md point 10).
 
-| stream                                  | profile            | why                                  |
-|-----------------------------------------|--------------------|--------------------------------------|
-| high-rate telemetry (~/state, pressure, | TELEMETRY          | best effort, keep last 50: a late    |
-| wrench, ~/timing, ~/monitor)            |                    | sample is worth less than a new one  |
-| latched status (~/status,               | LATCHED            | reliable + transient local, depth 1: |
-| ~/in_press_zone)                        |                    | a late joiner gets the current state |
-| commands (~/estop topic)                | COMMAND            | reliable, keep last 10               |
-| records and spectra (~/spectrum,        | RECORD             | reliable, keep last 10: never lose a |
-| cell_record)                            |                    | measurement                          |
-| /diagnostics                            | DIAGNOSTICS        | reliable, keep last 10 (ROS default) |
+- TELEMETRY (~/state, ~/pressure, ~/wrench, ~/timing, ~/monitor): best effort, keep last 50;
+  a late sample is worth less than a fresh one and must never stall the publisher.
+- LATCHED (~/status, ~/in_press_zone): reliable + transient local, depth 1; a late joiner
+  gets the current state at once.
+- COMMAND (~/estop topic): reliable, keep last 10.
+- RECORD (~/spectrum, ~/cell_record): reliable, keep last 10; a measurement is never dropped.
+- DIAGNOSTICS (/diagnostics): reliable, keep last 10 (the ROS convention).
 
 Actions and services use rclpy's defaults (reliable).
 """
