@@ -16,7 +16,7 @@ from press_cell.hardware.arm_dobot import DobotArm
 from press_cell.hardware.arm_driver import ArmDriver
 from press_cell.hardware.arm_sim import SimulatedArm
 from press_cell.hardware.dobot_emulator import DobotEmulator
-from press_cell.recipes.stations import CellLayout, load_layout
+from press_cell.recipes.stations import CellLayout, load_layout, parse_layout
 from press_cell.timebase import SimulatedClock
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "stations.yaml"
@@ -216,3 +216,16 @@ def test_stalled_move_is_a_motion_failure(cell):
     assert result.outcome == PlacementOutcome.MOTION_FAILED
     assert "stalled" in result.message
     assert not cell.arm.is_moving
+
+
+@pytest.mark.timeout(30)
+def test_slot_out_of_reach_is_a_motion_failure(cell):
+    text = CONFIG.read_text().replace("origin: {x_mm: 120, y_mm: 230,",
+                                      "origin: {x_mm: 120, y_mm: 300,")   # 323 mm > reach
+    cell.layout = parse_layout(text)
+    result = cell.sequence().run(PlacementRequest(ComponentKind.SPACER, "s0", "spacer_tray/0",
+                                                  "press_die"))
+    assert result.outcome == PlacementOutcome.MOTION_FAILED
+    assert result.last_stage == PlacementStage.APPROACH
+    assert not cell.arm.gripper_closed
+    cell.assert_retreated()

@@ -147,6 +147,7 @@ class PlacementSequence:
         motion_timeout_s: float = 30.0,   # longest single move before it counts as stalled
         poll_s: float = 0.05,             # feedback / cancel check period during moves
         station_tolerance_m: float = 0.005,  # how near a slot the gripper may open
+        arrival_tolerance_m: float = 0.001,  # a finished move must end this near its target
     ) -> None:
         if not (travel_speed_m_s > 0.0 and fine_speed_m_s > 0.0):
             raise ValueError("speeds must be > 0 m/s, got "
@@ -163,6 +164,7 @@ class PlacementSequence:
         self.motion_timeout_s = float(motion_timeout_s)
         self.poll_s = float(poll_s)
         self.station_tolerance_m = float(station_tolerance_m)
+        self.arrival_tolerance_m = float(arrival_tolerance_m)
         self._cancel = threading.Event()
         self._stage: PlacementStage | None = None
         self._in_zone = False
@@ -343,6 +345,12 @@ class PlacementSequence:
         if self._in_zone and not zone.contains(reached.position_m):
             self.zone_gate.zone_exit()
             self._in_zone = False
+        miss_m = reached.distance_to(pose)
+        if miss_m > self.arrival_tolerance_m:
+            # e.g. the arm refused the target with an alarm and reported the move as done
+            raise _Abort(PlacementOutcome.MOTION_FAILED,
+                         f"the arm stopped {miss_m * 1e3:.1f} mm from the target "
+                         f"{tuple(round(v, 4) for v in pose.position_m)} m")
 
     def _release_at_station(self) -> None:
         pose = self.arm.current_pose()

@@ -15,6 +15,7 @@ This is the only place where mm and degrees (protocol units) meet m and rad (pre
 
 import logging
 import math
+import threading
 import time
 
 import serial
@@ -72,6 +73,7 @@ class DobotArm(ArmDriver):
         self._speed_mm_s: float | None = None
         self._gripper_closed = False
         self.retry_count = 0     # replies that had to be re-requested since connect
+        self._io_lock = threading.RLock()   # one request/reply exchange at a time
 
     # ----------------------------------------------------------------- link
     def connect(self) -> None:
@@ -83,12 +85,14 @@ class DobotArm(ArmDriver):
             raise ArmConnectionError(f"cannot open {self._port!r}: {exc}") from exc
         self._decoder = proto.FrameDecoder()
         self.retry_count = 0
-        self._request(Frame(CommandId.SET_QUEUED_CMD_FORCE_STOP_EXEC, rw=True))
-        self._request(Frame(CommandId.SET_QUEUED_CMD_CLEAR, rw=True))
-        self._request(Frame(CommandId.SET_QUEUED_CMD_START_EXEC, rw=True))
-        self._last_queued_index = self._current_index()
-        self._speed_mm_s = None
-        self.current_pose()
+        try:
+            self.stop()     # force-stop, clear and restart the queue: no stale moves
+            self._speed_mm_s = None
+            self.current_pose()
+        except ArmConnectionError:
+            self._serial.close()
+            self._serial = None
+            raise
         _LOG.info("Dobot connected on %s", self._port)
 
     def disconnect(self) -> None:
@@ -212,6 +216,10 @@ class DobotArm(ArmDriver):
         if self._serial is None:
             raise ArmConnectionError("Dobot is not connected; call connect() first")
         raw = proto.encode_frame(frame)
+        with self._io_lock:
+            return self._exchange(frame, raw)
+
+    def _exchange(self, frame: Frame, raw: bytes) -> Frame:
         last_problem = "no reply"
         for attempt in range(self._retries + 1):
             if attempt:
