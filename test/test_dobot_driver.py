@@ -54,12 +54,12 @@ def test_units_are_converted_at_the_driver_boundary(rig):
 @pytest.mark.timeout(10)
 def test_moves_complete_by_queue_index_and_speed_is_sent(rig):
     arm, emulator = rig
-    arm.move_to(Pose.from_xyz_yaw(0.30, 0.0, 0.10), 0.05)
-    assert arm.is_moving
     start_s = emulator.clock.now()
+    arm.move_to(Pose.from_xyz_yaw(0.30, 0.0, 0.10), 0.01)
+    assert arm.is_moving
     assert arm.wait_until_idle(5.0)
-    # 0.1 m at 0.05 m/s (sent with SetPTPCoordinateParams) takes >= 2 s of arm time
-    assert emulator.clock.now() - start_s >= 2.0
+    # 0.1 m at 0.01 m/s (sent with SetPTPCoordinateParams) takes >= 10 s of arm time
+    assert emulator.clock.now() - start_s >= 10.0
     assert not arm.is_moving
 
 

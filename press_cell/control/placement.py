@@ -313,10 +313,11 @@ class PlacementSequence:
     def _retreat(self, check_cancel: bool) -> None:
         self._rise_to_safe_height(check_cancel)
         pose = self.arm.current_pose()
-        if self._in_zone or self.layout.press_zone.contains(pose.position_m):
+        if self.layout.press_zone.contains(pose.position_m):
             self._go(self.layout.park_pose, self.travel_speed_m_s, check_cancel)
-        if self._in_zone:     # e.g. the park move failed: the lease is still ours
-            _LOG.warning("arm could not leave the press zone; keeping the zone lease")
+        elif self._in_zone:   # stopped on the way in, before reaching the zone
+            self.zone_gate.zone_exit()
+            self._in_zone = False
 
     def _go(self, pose: Pose, speed_m_s: float, check_cancel: bool = True) -> None:
         if check_cancel and self._cancel.is_set():
@@ -330,11 +331,16 @@ class PlacementSequence:
             self._in_zone = True
         self.arm.move_to(pose, speed_m_s)
         waited_s = 0.0
-        while not self.arm.wait_until_idle(self.poll_s):
-            waited_s += self.poll_s
+        while True:
+            idle = self.arm.wait_until_idle(self.poll_s)
             if check_cancel and self._cancel.is_set():
-                self.arm.stop()
+                # honour the cancel in the stage it was asked in, even if the move just ended
+                if not idle:
+                    self.arm.stop()
                 raise _Canceled()
+            if idle:
+                break
+            waited_s += self.poll_s
             if waited_s >= self.motion_timeout_s:
                 self.arm.stop()
                 raise _Abort(PlacementOutcome.MOTION_FAILED,
