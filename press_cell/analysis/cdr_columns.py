@@ -166,3 +166,29 @@ def field_types(typestore: Typestore, msgtype: str) -> dict[str, str]:
 
     walk(msgtype, "")
     return out
+
+
+def encode_rows(typestore: Typestore, msgtype: str, template: object,
+                columns: dict[str, np.ndarray]) -> list[bytes]:
+    """Serialise many messages that differ from ``template`` only in numeric fields.
+
+    ``columns`` maps dotted primitive field names to arrays of equal length; every other field
+    (strings included) keeps the template's value. The inverse of ``decode_columns``: used to
+    write long synthetic recordings quickly. Raises ``KeyError`` for a name that is not a
+    primitive field and ``LayoutNotFixed`` for types with arrays or sequences.
+    """
+    fields = leaves(typestore, msgtype)
+    sample = bytes(typestore.serialize_cdr(template, msgtype))
+    offsets, _ = _layout(sample, fields)
+    where = {leaf.name: (leaf, offset) for leaf, offset in zip(fields, offsets, strict=True)}
+    count = len(next(iter(columns.values()))) if columns else 0
+    block = np.tile(np.frombuffer(sample, dtype=np.uint8), (count, 1))
+    for name, values in columns.items():
+        leaf, offset = where[name]
+        if leaf.kind == "string":
+            raise KeyError(f"{name} is a string field; strings come from the template")
+        data = np.ascontiguousarray(np.asarray(values).astype(leaf.dtype))
+        block[:, offset:offset + leaf.width] = data.view(np.uint8).reshape(count, leaf.width)
+    flat = block.tobytes()
+    size = len(sample)
+    return [flat[i:i + size] for i in range(0, count * size, size)]

@@ -1,0 +1,297 @@
+"""Per-cycle certificate metrics from a recorded trace.
+
+With press_cell telemetry the certificate is computed by the *same code* the press node runs
+live (``press_cell.control.certificate.compute_certificate``) on the PressState samples of the
+cycle, so the numbers agree with the live certificate within rounding. The profile it needs is
+rebuilt from the trace: segment kinds from the phase, levels and rates from the setpoint (exact,
+the setpoint is piecewise linear). Tolerance bands are not in PressState: they come from the
+caller (``segments`` or ``tolerance_frac``, default the recipes' 2 %). Identification fields
+(part id, step, material, recipe hash, calibration, thicknesses) come from a recorded CellRecord
+certificate that started at the same time, else from the bag's custom metadata (the recipe hash
+then is the live default: the hash of the rebuilt profile).
+
+Without press_cell types (FluidPressure/WrenchStamped only) there is no setpoint: the hold is
+detected as the plateau of the pressure and the certificate carries only what the pressure
+and force show (peak, plateau statistics, achieved ramp rate); the rest is NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from press_cell.analysis.cycles import Cycle, find_cycles
+from press_cell.control.certificate import PressCertificate, PressTrace, compute_certificate
+from press_cell.control.loop_runner import LoopTiming
+from press_cell.control.profile import Phase, PressProfile, ProfileError
+from press_cell.recipes.segments import Segment
+
+if TYPE_CHECKING:
+    from press_cell.analysis.run import Run
+
+#: Hold band half-width when the caller gives none: the recipes' default tolerance_pct of 2 %
+#: (config/recipes.yaml).
+DEFAULT_TOLERANCE_FRAC = 0.02
+
+_KIND = {int(Phase.RAMP): "ramp", int(Phase.HOLD): "hold", int(Phase.RELEASE): "release"}
+
+#: Significant digits kept of rebuilt segment values: removes fit noise (~1e-12 relative), keeps
+#: every digit a recipe written in lab units has.
+SEGMENT_DIGITS = 9
+
+#: A CellRecord certificate belongs to a cycle when their start times differ by less than this, s.
+_MATCH_S = 0.5
+
+
+class MetricsError(ValueError):
+    """A cycle's metrics cannot be computed (e.g. its segments cannot be rebuilt)."""
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """The metrics of one cycle and how they were obtained."""
+
+    cycle: Cycle
+    certificate: PressCertificate
+    method: str                          # "live certificate code" or "pressure plateau"
+    segments: tuple = ()                 # the profile used (rebuilt or given)
+    extra: dict = field(default_factory=dict)   # e.g. plateau level, release rate
+    notes: tuple = ()                    # what was assumed or missing
+
+
+def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Return slope and intercept of a least-squares line (slope 0 for one sample)."""
+    if len(t) < 2:
+        return 0.0, float(y[0])
+    slope, intercept = np.polyfit(t - t[0], y, 1)
+    return float(slope), float(intercept - slope * t[0])
+
+
+def _round_sig(value: float, digits: int = SEGMENT_DIGITS) -> float:
+    """Round to ``digits`` significant digits (removes the fit's float noise)."""
+    return float(f"{value:.{digits}g}")
+
+
+def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.ndarray,
+                        segment_index: np.ndarray,
+                        tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> tuple[list, float]:
+    """Rebuild the profile segments of one cycle from its samples.
+
+    Kinds come from the phase, levels and rates from least-squares lines through the (piecewise
+    linear) setpoint, hold durations from where the neighbouring ramp lines meet the hold level;
+    values are rounded to ``SEGMENT_DIGITS`` significant digits, so a recipe with round numbers
+    is rebuilt exactly (and hashes like the live one). Returns ``(segments, start_pressure_pa)``.
+    Raises ``MetricsError`` when a segment has no samples (its level and rate are unknown).
+    """
+    count = int(segment_index.max()) + 1
+    rows = [np.flatnonzero(segment_index == i) for i in range(count)]
+    if missing := [i for i, r in enumerate(rows) if len(r) == 0]:
+        raise MetricsError(f"segments {missing} have no samples; pass the segments explicitly")
+    kinds = []
+    for i, r in enumerate(rows):
+        phases = [int(x) for x in phase[r] if int(x) in _KIND]
+        if not phases:
+            raise MetricsError(f"segment {i} has no ramp/hold/release phase samples")
+        kinds.append(_KIND[max(set(phases), key=phases.count)])
+    fits = [_line(time_s[r], setpoint_pa[r]) for r in rows]
+    dt = float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0
+    start_pa = max(0.0, _round_sig(float(setpoint_pa[rows[0][0]])))
+
+    # Levels: holds keep their setpoint; a ramp ends at the next hold's level, at 0 for the
+    # final release, else where its line meets the next line.
+    levels = []
+    for i, kind in enumerate(kinds):
+        slope, intercept = fits[i]
+        if kind == "hold":
+            target = float(np.median(setpoint_pa[rows[i]]))
+        elif i + 1 < count and kinds[i + 1] == "hold":
+            target = float(np.median(setpoint_pa[rows[i + 1]]))
+        elif kind == "release" and i + 1 == count:
+            target = 0.0
+        elif i + 1 < count and abs(fits[i + 1][0] - slope) > 1e-9 * max(abs(slope), 1.0):
+            t_cross = (fits[i + 1][1] - intercept) / (slope - fits[i + 1][0])
+            target = slope * t_cross + intercept
+        else:
+            target = float(setpoint_pa[rows[i][-1]])
+        levels.append(max(0.0, _round_sig(target)))
+
+    def crossing(i: int, level_pa: float) -> float:
+        """Return when the line of ramp/release ``i`` passes ``level_pa``, s."""
+        slope, intercept = fits[i]
+        return (level_pa - intercept) / slope if slope else float(time_s[rows[i][0]])
+
+    segments = []
+    level = start_pa
+    for i, kind in enumerate(kinds):
+        target = levels[i]
+        if kind == "hold":
+            begin = crossing(i - 1, target) if i > 0 and kinds[i - 1] != "hold" else float(
+                time_s[rows[i][0]])
+            if i + 1 < count and kinds[i + 1] != "hold":
+                end = crossing(i + 1, target)
+            else:
+                end = float(time_s[rows[i][-1]]) + dt
+            duration = _round_sig(max(end - begin, dt))
+            segments.append(Segment("hold", target, 0.0, duration, tolerance_frac * target))
+        else:
+            rate = _round_sig(abs(fits[i][0])) if fits[i][0] else 1.0
+            band_from = level if kind == "release" else target
+            segments.append(Segment(kind, target, rate, abs(target - level) / rate,
+                                    tolerance_frac * band_from))
+        level = target
+    return segments, start_pa
+
+
+def _loop_timing(run: Run, end_s: float) -> LoopTiming | None:
+    """Return the last ControllerTiming at or before ``end_s`` as a ``LoopTiming``."""
+    timing = run.timing
+    if timing is None or not len(timing["time_s"]):
+        return None
+    k = int(np.searchsorted(timing["time_s"], end_s, side="right")) - 1
+    if k < 0:
+        return None
+    names = {f.name for f in dataclasses.fields(LoopTiming)}
+    values = {}
+    for column, array in timing.items():
+        name = column.removesuffix("_hz").removesuffix("_s")
+        if name in names:
+            value = array[k]
+            values[name] = bool(value) if array.dtype == bool else (
+                int(value) if array.dtype.kind in "iu" else float(value))
+    return LoopTiming(**values)
+
+
+def _recorded_meta(run: Run, start_s: float) -> dict:
+    """Return identification fields from a CellRecord certificate that started at ``start_s``."""
+    for record in run.cell_records:
+        for cert in record.certificates:
+            started = cert.started.sec + cert.started.nanosec * 1e-9
+            if abs(started - start_s) < _MATCH_S:
+                return {
+                    "part_id": cert.part_id, "step_name": cert.step_name,
+                    "recipe_name": cert.recipe_name, "recipe_hash": cert.recipe_hash,
+                    "calibration_id": cert.calibration_id, "material": cert.material,
+                    "thickness_start": cert.thickness_start, "thickness_end": cert.thickness_end,
+                }
+    return {}
+
+
+def press_state_result(run: Run, cycle: Cycle, *, segments=None,
+                       tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> CycleResult:
+    """Compute the certificate of a PressState cycle with the live certificate code."""
+    state = run.press_state
+    sl = slice(cycle.first, cycle.stop)
+    trace = PressTrace(
+        time_s=state["time_s"][sl], setpoint_pa=state["setpoint_pa"][sl],
+        pressure_pa=state["pressure_pa"][sl], force_n=state["force_n"][sl],
+        ram_position_m=state["ram_position_m"][sl], demand=state["valve_command"][sl],
+        phase=state["phase"][sl].astype(int), segment_index=state["segment_index"][sl].astype(int),
+    )
+    notes = []
+    if segments is None:
+        segments, start_pa = segments_from_trace(trace.time_s, trace.setpoint_pa, trace.phase,
+                                                 trace.segment_index, tolerance_frac)
+        notes.append(f"segments rebuilt from the setpoint; tolerance {tolerance_frac * 100:g} % "
+                     "of each level (PressState carries no tolerance)")
+    else:
+        start_pa = max(0.0, float(trace.setpoint_pa[0]))
+    try:
+        profile = PressProfile(segments, start_pressure_pa=start_pa)
+    except ProfileError as exc:
+        raise MetricsError(f"cycle {cycle.index}: the profile is not valid ({exc})") from exc
+    area = float(np.median(state["contact_area_m2"][sl]))
+    meta = _recorded_meta(run, cycle.start_s)
+    if not meta:
+        info = run.info
+        meta = {"recipe_name": info.recipe_name, "calibration_id": info.calibration_id,
+                "part_id": info.cell_id}
+        notes.append("no CellRecord certificate for this cycle: ids from the bag metadata, "
+                     "recipe hash from the profile")
+    timing = _loop_timing(run, cycle.end_s)
+    if timing is None:
+        notes.append("no ControllerTiming recorded: loop timing left empty")
+    certificate = compute_certificate(trace, profile, area, loop_timing=timing, **meta)
+    return CycleResult(cycle=cycle, certificate=certificate, method="live certificate code",
+                       segments=tuple(segments), notes=tuple(notes))
+
+
+def plateau_result(time_s: np.ndarray, pressure_pa: np.ndarray, cycle: Cycle,
+                   force_time_s: np.ndarray | None = None, force_n: np.ndarray | None = None,
+                   tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> CycleResult:
+    """Compute what a pressure trace alone shows about a cycle (no setpoint known).
+
+    The plateau level is the median of the samples above 90 % of the peak; the hold runs from
+    the first to the last sample within ``tolerance_frac`` of that level.
+    """
+    t = time_s[cycle.first:cycle.stop]
+    p = pressure_pa[cycle.first:cycle.stop]
+    peak = float(np.nanmax(p))
+    level = float(np.median(p[p >= 0.9 * peak]))
+    band = tolerance_frac * level
+    inside = np.flatnonzero(np.abs(p - level) <= band)
+    values: dict = {"peak_pressure": peak, "started": float(t[0]),
+                    "duration": float(t[-1] - t[0])}
+    extra = {"plateau_level_pa": level, "band_pa": band}
+    if len(inside) >= 2:
+        h0, h1 = int(inside[0]), int(inside[-1])
+        hold = p[h0:h1 + 1]
+        dt = np.diff(t[h0:h1 + 2]) if h1 + 1 < len(t) else np.diff(t[h0:h1 + 1])
+        w = np.append(dt, np.median(dt))[: len(hold)] if len(dt) else np.zeros(len(hold))
+        out = np.abs(hold - level) > band
+        hold_duration = float(w.sum())
+        values.update(
+            mean_hold_pressure=float(hold.mean()), min_hold_pressure=float(hold.min()),
+            max_hold_pressure=float(hold.max()), hold_pressure_std=float(hold.std()),
+            hold_duration=hold_duration, time_out_of_band=float(w[out].sum()),
+            fraction_in_band=1.0 - float(w[out].sum()) / hold_duration if hold_duration else
+            math.nan,
+        )
+        extra.update(plateau_start_s=float(t[h0]), plateau_end_s=float(t[h1]))
+        rise = slice(0, h0 + 1)
+        fit = (p[rise] >= 0.1 * level) & (p[rise] <= 0.9 * level)
+        if np.count_nonzero(fit) >= 3:
+            values["ramp_rate_achieved"] = abs(_line(t[rise][fit], p[rise][fit])[0])
+        fall = slice(h1, len(p))
+        fit = (p[fall] >= 0.1 * level) & (p[fall] <= 0.9 * level)
+        if np.count_nonzero(fit) >= 3:
+            extra["release_rate_pa_s"] = abs(_line(t[fall][fit], p[fall][fit])[0])
+    if force_n is not None and force_time_s is not None and len(force_n):
+        in_cycle = (force_time_s >= t[0]) & (force_time_s <= t[-1])
+        if in_cycle.any():
+            values["peak_force"] = float(np.nanmax(force_n[in_cycle]))
+    certificate = PressCertificate(**values)
+    return CycleResult(
+        cycle=cycle, certificate=certificate, method="pressure plateau", extra=extra,
+        notes=("standard types only: no setpoint, segments, ram position or loop timing; "
+               f"plateau band {tolerance_frac * 100:g} % of the plateau level",),
+    )
+
+
+def run_metrics(run: Run, *, tolerance_frac: float = DEFAULT_TOLERANCE_FRAC,
+                segments_by_cycle: dict[int, list] | None = None) -> list[CycleResult]:
+    """Return one ``CycleResult`` per cycle of ``run``.
+
+    A cycle whose metrics cannot be computed is skipped and the reason appended to
+    ``run.problems`` (the rest of the run is still analysed).
+    """
+    results = []
+    for cycle in find_cycles(run):
+        try:
+            if cycle.source == "press_state":
+                given = (segments_by_cycle or {}).get(cycle.index)
+                results.append(press_state_result(run, cycle, segments=given,
+                                                  tolerance_frac=tolerance_frac))
+            else:
+                wrench = run.wrench
+                results.append(plateau_result(
+                    run.pressure["time_s"], run.pressure["pressure_pa"], cycle,
+                    None if wrench is None else wrench["time_s"],
+                    None if wrench is None else wrench["force_n"], tolerance_frac,
+                ))
+        except (MetricsError, ValueError, np.linalg.LinAlgError) as exc:
+            run.problems.append(f"cycle {cycle.index} at {cycle.start_s:.3f} s: no metrics ({exc})")
+    return results

@@ -1,0 +1,270 @@
+"""Notebook API: ``load_run(path) -> Run``, a recorded run as numpy arrays, no ROS needed.
+
+    from press_cell.analysis.run import load_run
+    run = load_run("runs/cell_0042")
+    run.press_state["pressure_pa"]          # numpy array, Pa
+    for result in run.cycle_results():     # one per press cycle
+        print(result.certificate.mean_hold_pressure)
+
+Columns are plain dicts of equal-length numpy arrays (pandas is not a dependency), times in s
+since the epoch (the message header stamp; the bag receive time where the header is unset).
+A bag recorded without press_cell types (``ros2 bag record`` of FluidPressure/WrenchStamped)
+loads too: ``press_state`` is then ``None`` and the cycles come from the pressure trace alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from press_cell.analysis.bag_reader import Bag, BagReadError, TopicInfo, open_bag
+from press_cell.analysis.bag_writer import RecordingInfo
+from press_cell.analysis.cdr_columns import decode_columns
+
+logger = logging.getLogger(__name__)
+
+PRESS_STATE = "press_cell/msg/PressState"
+CONTROLLER_TIMING = "press_cell/msg/ControllerTiming"
+IMPEDANCE_SPECTRUM = "press_cell/msg/ImpedanceSpectrum"
+IMPEDANCE_SAMPLE = "press_cell/msg/ImpedanceSample"
+DEVICE_STATUS = "press_cell/msg/DeviceStatus"
+CELL_RECORD = "press_cell/msg/CellRecord"
+FLUID_PRESSURE = "sensor_msgs/msg/FluidPressure"
+WRENCH_STAMPED = "geometry_msgs/msg/WrenchStamped"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+
+#: Messages decoded per batch: bounds the memory held as raw bytes while loading.
+BATCH_MESSAGES = 100_000
+
+#: PressState field -> Run column name (SI unit in the name).
+_PRESS_STATE_COLUMNS = {
+    "phase": "phase", "segment_index": "segment_index", "pressure": "pressure_pa",
+    "pressure_setpoint": "setpoint_pa", "force": "force_n", "ram_position": "ram_position_m",
+    "valve_command": "valve_command", "contact_area": "contact_area_m2",
+    "relief_open": "relief_open", "fault_code": "fault_code",
+}
+_TIMING_COLUMNS = {
+    "rate": "rate_hz", "realtime": "realtime", "lockstep": "lockstep", "cycles": "cycles",
+    "overruns": "overruns", "dt_mean": "dt_mean_s", "dt_max": "dt_max_s",
+    "wake_latency_p50": "wake_latency_p50_s", "wake_latency_p99": "wake_latency_p99_s",
+    "wake_latency_p999": "wake_latency_p999_s", "wake_latency_max": "wake_latency_max_s",
+    "compute_time_p99": "compute_time_p99_s",
+}
+_MONITOR_COLUMNS = {
+    "frequency": "frequency_hz", "z_real": "z_real_ohm", "z_imag": "z_imag_ohm",
+    "modulus": "modulus_ohm", "r_interface": "r_interface_ohm",
+    "stack_pressure": "stack_pressure_pa",
+}
+_STATUS_COLUMNS = {"state": "state", "fault_code": "fault_code", "device": "device",
+                   "message": "message"}
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One impedance spectrum (frequency descending as measured)."""
+
+    time_s: float
+    cell_id: str
+    frequency_hz: np.ndarray
+    z_real_ohm: np.ndarray
+    z_imag_ohm: np.ndarray
+    amplitude_v: float
+    stack_pressure_pa: float
+    overload: bool
+
+
+@dataclass
+class Run:
+    """A recorded run, loaded into numpy columns; see the module docstring."""
+
+    path: Path
+    storage: str
+    info: RecordingInfo
+    topics: dict[str, TopicInfo]
+    problems: list[str]
+    start_s: float
+    end_s: float
+    press_state: dict[str, np.ndarray] | None = None
+    pressure: dict[str, np.ndarray] | None = None       # FluidPressure: time_s, pressure_pa
+    wrench: dict[str, np.ndarray] | None = None         # WrenchStamped: time_s, force_n, ...
+    timing: dict[str, np.ndarray] | None = None
+    monitor: dict[str, np.ndarray] | None = None
+    status: dict[str, np.ndarray] | None = None
+    spectra: list[Spectrum] = field(default_factory=list)
+    cell_records: list = field(default_factory=list)   # rosbags CellRecord objects
+    diagnostics: list[tuple[float, str, int, str]] = field(default_factory=list)
+    chosen_topics: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_press_types(self) -> bool:
+        """Return True when the bag holds press_cell PressState telemetry."""
+        return self.press_state is not None and len(self.press_state["time_s"]) > 0
+
+    def cycles(self):
+        """Return the press cycles found in the run (``cycles.Cycle`` list)."""
+        from press_cell.analysis.cycles import find_cycles
+
+        return find_cycles(self)
+
+    def cycle_results(self, **kwargs):
+        """Return per-cycle metrics (``metrics.CycleResult`` list); kwargs go to ``metrics``."""
+        from press_cell.analysis.metrics import run_metrics
+
+        return run_metrics(self, **kwargs)
+
+
+def _stamp_seconds(cols: dict[str, np.ndarray], receive_ns: np.ndarray) -> np.ndarray:
+    """Return header stamps in s; fall back to receive time where the header is unset."""
+    sec = cols.get("header.stamp.sec")
+    if sec is None:
+        return receive_ns * 1e-9
+    stamp = sec.astype(np.float64) + cols["header.stamp.nanosec"].astype(np.float64) * 1e-9
+    unset = (sec == 0) & (cols["header.stamp.nanosec"] == 0)
+    if unset.any():
+        stamp = np.where(unset, receive_ns * 1e-9, stamp)
+    return stamp
+
+
+class _ColumnCollector:
+    """Collect raw messages of one topic and decode them in bounded batches."""
+
+    def __init__(self, bag: Bag, topic: str, mapping: dict[str, str]) -> None:
+        self.bag, self.topic, self.mapping = bag, topic, mapping
+        self.msgtype = bag.topics[topic].msgtype
+        self.raws: list[bytes] = []
+        self.receive: list[int] = []
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(self, timestamp_ns: int, data: bytes) -> None:
+        self.raws.append(data)
+        self.receive.append(timestamp_ns)
+        if len(self.raws) >= BATCH_MESSAGES:
+            self._decode()
+
+    def _decode(self) -> None:
+        if not self.raws:
+            return
+        cols = decode_columns(self.bag.typestore, self.msgtype, self.raws)
+        receive = np.asarray(self.receive, dtype=np.int64)
+        part = {new: cols[old] for old, new in self.mapping.items()}
+        part["time_s"] = _stamp_seconds(cols, receive)
+        part["receive_time_s"] = receive * 1e-9
+        self.parts.append(part)
+        self.raws, self.receive = [], []
+
+    def result(self) -> dict[str, np.ndarray]:
+        self._decode()
+        if not self.parts:
+            names = [*self.mapping.values(), "time_s", "receive_time_s"]
+            return {name: np.empty(0) for name in names}
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+
+
+def _choose(bag: Bag, msgtype: str, namespace: str | None, problems: list[str]) -> str | None:
+    """Pick the topic of ``msgtype`` (under ``namespace`` when given); note ambiguity."""
+    names = [t for t in bag.topics_of_type(msgtype) if namespace is None or t.startswith(namespace)]
+    if not names:
+        return None
+    if len(names) > 1:
+        problems.append(f"several {msgtype} topics {names}; analysed {names[0]} "
+                        "(pass namespace= to choose)")
+    return names[0]
+
+
+def load_run(path: str | Path, namespace: str | None = None) -> Run:
+    """Load a bag (press_cell or plain ``ros2 bag record``) into a ``Run``.
+
+    ``namespace`` (e.g. ``"/cell_a"``) selects one cell when several were recorded. Raises
+    ``BagReadError`` when the bag cannot be read at all.
+    """
+    with open_bag(path) as bag:
+        problems = list(bag.problems)
+        chosen = {
+            key: _choose(bag, msgtype, namespace, problems)
+            for key, msgtype in (
+                ("press_state", PRESS_STATE), ("timing", CONTROLLER_TIMING),
+                ("monitor", IMPEDANCE_SAMPLE), ("status", DEVICE_STATUS),
+                ("pressure", FLUID_PRESSURE), ("wrench", WRENCH_STAMPED),
+            )
+        }
+        mappings = {
+            "press_state": _PRESS_STATE_COLUMNS, "timing": _TIMING_COLUMNS,
+            "monitor": _MONITOR_COLUMNS, "status": _STATUS_COLUMNS,
+            "pressure": {"fluid_pressure": "pressure_pa", "variance": "variance_pa2"},
+            "wrench": {f"wrench.{a}.{c}": f"{'force' if a == 'force' else 'torque'}_{c}_"
+                       f"{'n' if a == 'force' else 'nm'}"
+                       for a in ("force", "torque") for c in "xyz"},
+        }
+        collectors = {
+            key: _ColumnCollector(bag, topic, mappings[key])
+            for key, topic in chosen.items() if topic is not None
+        }
+        by_topic = {c.topic: c for c in collectors.values()}
+        spectrum_topics = {t for t in bag.topics_of_type(IMPEDANCE_SPECTRUM)
+                           if namespace is None or t.startswith(namespace)}
+        record_topics = {t for t in bag.topics_of_type(CELL_RECORD)
+                         if namespace is None or t.startswith(namespace)}
+        diag_topics = set(bag.topics_of_type(DIAGNOSTIC_ARRAY))
+        wanted = set(by_topic) | spectrum_topics | record_topics | diag_topics
+        spectra: list[Spectrum] = []
+        records: list = []
+        diagnostics: list[tuple[float, str, int, str]] = []
+        undecodable: set[str] = set()
+        for topic, timestamp, data in bag.messages(wanted):
+            collector = by_topic.get(topic)
+            if collector is not None:
+                collector.add(timestamp, data)
+                continue
+            try:
+                msg = bag.deserialize(topic, data)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop analysis
+                if topic not in undecodable:
+                    problems.append(f"{topic}: a message does not decode ({exc})")
+                    undecodable.add(topic)
+                continue
+            if topic in spectrum_topics:
+                spectra.append(_spectrum(msg, timestamp))
+            elif topic in record_topics:
+                records.append(msg)
+            else:
+                for status in msg.status:  # keep WARN (1), ERROR (2), STALE (3) only
+                    if int(status.level) != 0:
+                        diagnostics.append((timestamp * 1e-9, status.name, int(status.level),
+                                            status.message))
+        columns = {key: c.result() for key, c in collectors.items()}
+        problems.extend(p for p in bag.problems if p not in problems)
+        run = Run(
+            path=Path(path), storage=bag.storage, info=bag.info, topics=dict(bag.topics),
+            problems=problems, start_s=bag.start_ns * 1e-9, end_s=bag.end_ns * 1e-9,
+            spectra=spectra, cell_records=records, diagnostics=diagnostics,
+            chosen_topics={k: v for k, v in chosen.items() if v is not None},
+            **columns,
+        )
+    if run.wrench is not None:
+        w = run.wrench
+        w["force_n"] = np.sqrt(w["force_x_n"] ** 2 + w["force_y_n"] ** 2 + w["force_z_n"] ** 2)
+    if run.press_state is None and run.pressure is None:
+        run.problems.append("no PressState and no FluidPressure topic: no press cycles to analyse")
+    logger.info("loaded %s: %d topics, %d problems", path, len(run.topics), len(run.problems))
+    return run
+
+
+def _spectrum(msg, timestamp_ns: int) -> Spectrum:
+    """Convert an ImpedanceSpectrum message."""
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    return Spectrum(
+        time_s=stamp if stamp > 0 else timestamp_ns * 1e-9,
+        cell_id=msg.cell_id,
+        frequency_hz=np.asarray(msg.frequency, dtype=float),
+        z_real_ohm=np.asarray(msg.z_real, dtype=float),
+        z_imag_ohm=np.asarray(msg.z_imag, dtype=float),
+        amplitude_v=float(msg.amplitude),
+        stack_pressure_pa=float(msg.stack_pressure),
+        overload=bool(msg.overload),
+    )
+
+
+__all__ = ["BagReadError", "Run", "Spectrum", "load_run"]
