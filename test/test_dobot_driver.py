@@ -150,3 +150,19 @@ def test_command_line_emulator_prints_a_usable_port():
         proc.terminate()
         proc.wait(timeout=5)
     assert proc.returncode == 0
+
+
+def test_emulator_answers_io_reads_with_address_only_or_full_struct():
+    emulator = DobotEmulator(vacuum_sensor_eio=10)
+    for params in (b"\x0a", b"\x0a\x00"):
+        reply = emulator.handle_bytes(proto.encode_frame(
+            proto.Frame(proto.CommandId.GET_IO_DI, params=params)))
+        assert proto.decode_frame(reply).params == b"\x0a\x00"
+
+
+def test_emulator_ignores_unknown_commands_and_bad_layouts():
+    emulator = DobotEmulator()
+    assert emulator.handle_bytes(proto.encode_frame(proto.Frame(199))) == b""
+    assert emulator.handle_bytes(proto.encode_frame(
+        proto.Frame(proto.CommandId.SET_PTP_CMD, True, True, b"\x02"))) == b""
+    assert emulator.frames_received == 2

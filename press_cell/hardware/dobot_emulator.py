@@ -170,8 +170,11 @@ class DobotEmulator:
         except ValueError:
             _LOG.warning("emulator ignores unsupported command id %d", frame.command_id)
             return None
+        params = frame.params
+        if command == CommandId.GET_IO_DI and len(params) == 1:
+            params += b"\x00"     # some clients send the address alone
         try:
-            values = proto.unpack_params(command, frame.params)
+            values = proto.unpack_params(command, params)
         except proto.DobotFrameError as exc:
             _LOG.warning("emulator ignores %s: %s", command.name, exc)
             return None
