@@ -12,10 +12,12 @@ Jacobian: cov = s²·(JᵀJ)⁻¹ with s² = Σr²/(2N − p).
 Which arcs a spectrum resolves depends on where their relaxation frequencies fall: for a
 sulfide electrolyte at room temperature the bulk (~1e-12 F) and usually the grain-boundary arcs
 lie far above 1 MHz, so the spectrum starts at a real-axis intercept that contains R_ext, R_bulk
-and R_gb in series. The fit therefore tries 1, 2 and 3 arcs and keeps the smallest model whose
-residual rms is not meaningfully worse than the best; the lowest-frequency arc is always the
-electrode interface, and of two arcs the upper one is called bulk or grain boundary by its
-effective capacitance (Hsu & Mansfeld, Corrosion 57, 2001: C = Q^(1/α)·R^((1−α)/α)).
+and R_gb in series. The fit therefore tries 1, 2 and 3 arcs, discards candidates with an arc
+outside the swept range, two arcs less than half a decade apart or an ill-determined arc, and
+keeps the smallest remaining model whose residual rms is not meaningfully worse than the best.
+The lowest-frequency arc is always the electrode interface, and of two arcs the upper one is
+called bulk or grain boundary by its effective capacitance
+(Hsu & Mansfeld, Corrosion 57, 2001: C = Q^(1/α)·R^((1−α)/α)).
 Unresolved arcs are lumped in ``r_series_ohm`` and reported as follows:
 
 * bulk resolved: ``r_ext_ohm`` = R_s, ``r_bulk_ohm`` and ``r_gb_ohm`` fitted;
@@ -247,6 +249,24 @@ def _fit(f: np.ndarray, z: np.ndarray, n_arcs: int, tail: bool) -> _ArcFit:
                    float(r @ r), tail)
 
 
+def _arcs_resolved(fit: _ArcFit, f: np.ndarray) -> bool:
+    """Return whether every arc of a candidate is a distinct, measured, well-determined process.
+
+    An arc counts when its apex lies within the swept range (a factor 3 of margin), neighbouring
+    apexes are at least half a decade apart (two arcs at one apex are one distorted arc) and its
+    resistance has a relative standard error below 50 % [est].
+    """
+    apex_hz = []
+    for k in range(fit.n_arcs):
+        ln_r, ln_q, alpha = fit.params[1 + 3 * k: 4 + 3 * k]
+        apex_hz.append(1.0 / (2.0 * math.pi * math.exp((ln_r + ln_q) / alpha)))
+        if math.sqrt(max(fit.cov[1 + 3 * k, 1 + 3 * k], 0.0)) > 0.5:
+            return False
+    if min(apex_hz) < f.min() / 3.0 or max(apex_hz) > 3.0 * f.max():
+        return False
+    return all(hi / lo >= math.sqrt(10.0) for hi, lo in zip(apex_hz[:-1], apex_hz[1:], strict=True))
+
+
 def _effective_capacitance_f(r_ohm: float, q: float, alpha: float) -> float:
     """Return Q^(1/α)·R^((1−α)/α), the capacitance of an R‖CPE arc, F (Hsu & Mansfeld 2001)."""
     return q ** (1.0 / alpha) * r_ohm ** ((1.0 - alpha) / alpha)
@@ -290,6 +310,7 @@ def fit_cell_spectrum(spectrum, electrode_area_m2: float | None = None,
     validate_spectrum(f, z)
 
     fits = [_fit(f, z, n, tail) for n in range(1, max_arcs + 1)]
+    fits = [fit for fit in fits if fit.n_arcs == 1 or _arcs_resolved(fit, f)]
     best_rms = min(fit.rms_pct for fit in fits)
     chosen = next(fit for fit in fits
                   if fit.rms_pct <= MODEL_RMS_TOLERANCE * best_rms + MODEL_RMS_FLOOR_PCT)
