@@ -120,6 +120,7 @@ class NumberField:
                 f"{value!r} is outside the field range [{self.minimum}, {self.maximum}]"
             )
         sign = "+" if self.signed else ""
+        value = round(value, self.decimals) + 0.0     # -0.0 would print as "-000.0"
         return f"{value:{sign}0{self.width}.{self.decimals}f}"
 
     def parse(self, text: str) -> float:

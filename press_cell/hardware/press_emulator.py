@@ -57,7 +57,7 @@ from press_cell.hardware.press_driver import (
     PressDriver,
     PressError,
 )
-from press_cell.timebase import Clock
+from press_cell.timebase import Clock, MonotonicClock
 
 _LOG = logging.getLogger("press_emulator")
 
@@ -108,7 +108,9 @@ class EmulatedPressDevice:
     """The press's own electronics: sequencer, hold timer, comms watchdog, unit conversion.
 
     Protocol-neutral and thread-safe; the ASCII and Modbus servers call it. ``sim`` is a
-    ``PressDriver`` in SUPERVISORY mode (``SimulatedPress``); ``clock`` is the sim's clock.
+    ``PressDriver`` in SUPERVISORY mode (``SimulatedPress``); ``clock`` is the sim's clock;
+    ``link_clock`` times the comms watchdog (wall time by default; tests may pass a
+    ``SimulatedClock`` to run the device in lockstep without a pty).
     """
 
     def __init__(
@@ -119,9 +121,11 @@ class EmulatedPressDevice:
         model: str = DEFAULT_MODEL,
         die_mm: float = 13.0,
         watchdog_ms: float = 500.0,
+        link_clock: Clock | None = None,
         events=None,
     ) -> None:
         self.sim = sim
+        self.link_clock = link_clock or MonotonicClock()
         self.clock = clock
         self.model = model
         self.die_mm = float(die_mm)
@@ -140,7 +144,7 @@ class EmulatedPressDevice:
         self._hold_start_s = math.nan
         self._ramp_end_s = math.nan
         self._relief_seen = False
-        self._last_command_wall_s = time.monotonic()
+        self._last_command_wall_s = self.link_clock.now()
         self._reading = sim.read()
         caps = sim.capabilities
         self.rated_n = caps.rated_force_n
@@ -199,7 +203,7 @@ class EmulatedPressDevice:
                 self._latch(ap.FaultCode.SENSOR, "load cell reads NaN")
             loaded = self.phase in (ap.Phase.RAMP, ap.Phase.HOLD, ap.Phase.UNLOAD) or (
                 not math.isnan(force_n) and force_n > LOADED_FRACTION_FS * self.full_scale_n)
-            idle_ms = (time.monotonic() - self._last_command_wall_s) * 1e3
+            idle_ms = (self.link_clock.now() - self._last_command_wall_s) * 1e3
             if self.watchdog_ms > 0 and loaded and idle_ms > self.watchdog_ms \
                     and self.fault is ap.FaultCode.NONE:
                 self._latch(ap.FaultCode.WATCHDOG, f"no command for {idle_ms:.0f} ms")
@@ -219,7 +223,7 @@ class EmulatedPressDevice:
     def feed(self) -> None:
         """Note a valid command from the host (feeds the comms watchdog)."""
         with self.lock:
-            self._last_command_wall_s = time.monotonic()
+            self._last_command_wall_s = self.link_clock.now()
 
     # ----- reports -----
     def flags(self) -> ap.StatusFlag:
@@ -430,9 +434,21 @@ class FaultyLine:
         os.write(self._wake_w, b"x")
 
     def close(self) -> None:
-        """Stop relaying."""
+        """Stop relaying and close every file descriptor of the line."""
         self._closing = True
         os.write(self._wake_w, b"x")
+        if self.thread.is_alive():
+            self.thread.join(timeout=1.0)
+        with self.lock:
+            fds = [self.device_master, self._slaves[1], self._wake_r, self._wake_w]
+            if not self.hung_up:
+                fds += [self.host_master, self._slaves[0]]
+                self.hung_up = True
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _noise(self, count: int) -> bytes:
         return bytes(self._rng.choice(range(0x80, 0x100)) for _ in range(count))
@@ -500,8 +516,11 @@ class AsciiServer:
         self.thread.start()
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving and close the device port."""
         self._closing = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=1.0)
+        self.port.close()
 
     def handle(self, line: bytes) -> ap.Reply | None:
         """Execute one command line; return the reply (``ERR nn`` on refusal, None: silence)."""
@@ -597,6 +616,7 @@ class ModbusServer:
         self._server_args = (sim_device, FramerType, ModbusSerialServer, port_path, baudrate)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
+        self._server = None
         self.thread = threading.Thread(target=self._run, name="modbus-server", daemon=True)
 
     def start(self) -> None:
@@ -606,9 +626,14 @@ class ModbusServer:
             raise RuntimeError("pymodbus RTU server did not start listening within 5 s")
 
     def close(self) -> None:
-        """Stop the server loop."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """Shut the pymodbus server down (closes its port) and end the thread."""
+        if self._loop is not None and self._server is not None and self.thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
+            try:
+                future.result(timeout=2.0)
+            except (RuntimeError, TimeoutError, OSError) as exc:    # best effort
+                _LOG.warning("pymodbus server shutdown: %s", exc)
+            self.thread.join(timeout=2.0)
 
     def _run(self) -> None:
         """Run the pymodbus server in this thread's own event loop."""
@@ -620,6 +645,7 @@ class ModbusServer:
         sim_device, framer_type, server_class, port_path, baudrate = self._server_args
         server = server_class(sim_device, framer=framer_type.RTU, port=port_path,
                               baudrate=baudrate)
+        self._server = server
         await server.serve_forever(background=True)
         self._ready.set()
         await server.serving
@@ -742,6 +768,8 @@ class Ticker:
     def close(self) -> None:
         """Stop ticking."""
         self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=1.0)
 
     def _run(self) -> None:
         next_s = time.monotonic()
@@ -801,9 +829,9 @@ class PressEmulator:
 
     def close(self) -> None:
         """Stop all threads (the process may exit afterwards)."""
+        self.ticker.close()
         self.server.close()
         self.line.close()
-        self.ticker.close()
 
     def control(self, text: str) -> str:
         """Execute one control-channel command; return ``ok ...`` or ``error ...``."""

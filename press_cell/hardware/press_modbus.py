@@ -170,6 +170,10 @@ def registers_to_model(registers: list[int]) -> str:
     return raw.rstrip(b"\0").decode("ascii", errors="replace")
 
 
+class _GarbledReply(PressProtocolError):
+    """Bytes arrived but pymodbus found no valid frame in them (internal: retried once)."""
+
+
 class ModbusPress(SupervisorySerialPress):
     """A press speaking the Modbus RTU register map above, through pymodbus's serial client."""
 
@@ -182,13 +186,15 @@ class ModbusPress(SupervisorySerialPress):
         self.device_id = int(device_id)
         self._client: ModbusSerialClient | None = None
         self._tare_samples: int | None = None
+        self._rx_bytes = 0
+        self._rx_sample = b""
 
     # ----- transport -----
     def _open(self) -> None:
         """Open the serial port through pymodbus (retries=0: one bounded attempt per request)."""
         self._client = ModbusSerialClient(
             self.port, framer=FramerType.RTU, baudrate=self.baudrate,
-            timeout=self.timeout_s, retries=0,
+            timeout=self.timeout_s, retries=0, trace_packet=self._trace_packet,
         )
         try:
             opened = self._client.connect()
@@ -214,12 +220,48 @@ class ModbusPress(SupervisorySerialPress):
         """Return the poll-rate ceiling from the RTU bytes of one load poll, max 200 Hz."""
         return min(MAX_POLL_RATE_HZ, self.baudrate / 10.0 / RTU_LOAD_EXCHANGE_BYTES)
 
-    def _call(self, what: str, function, *args, **kwargs):
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """Note how many reply bytes arrived (pymodbus hook); pass ``data`` through."""
+        if not sending:
+            self._rx_bytes = max(self._rx_bytes, len(data))
+            self._rx_sample = bytes(data[:16])
+        return data
+
+    def _flush_input(self) -> None:
+        """Discard bytes waiting on the port (after line noise)."""
+        port = getattr(self._client, "socket", None)
+        if port is not None and hasattr(port, "reset_input_buffer"):
+            try:
+                port.reset_input_buffer()
+            except (OSError, ValueError):
+                pass
+
+    def _call(self, what: str, function, *args, retry: bool = True, **kwargs):
+        """Run one pymodbus request, retried once after a garbled reply unless ``retry``."""
+        try:
+            return self._call_once(what, function, *args, **kwargs)
+        except _GarbledReply as exc:
+            if not retry:
+                raise PressProtocolError(str(exc)) from exc
+            self._flush_input()
+            try:
+                return self._call_once(what, function, *args, **kwargs)
+            except _GarbledReply as again:
+                raise PressProtocolError(str(again)) from again
+
+    def _call_once(self, what: str, function, *args, **kwargs):
         """Run one pymodbus request; translate its failures into press exceptions."""
         self._require_link()
+        self._rx_bytes, self._rx_sample = 0, b""
         try:
             response = function(*args, device_id=self.device_id, **kwargs)
         except ModbusException as exc:
+            if self._rx_bytes:
+                raise _GarbledReply(
+                    f"garbled reply to {what}: {self._rx_bytes} bytes arrived "
+                    f"(first {self._rx_sample.hex(' ')}) but no valid RTU frame "
+                    "(CRC or framing error)"
+                ) from exc
             self._drop_link()
             raise PressConnectionError(
                 f"no valid Modbus reply to {what} within {self.timeout_s:.3f} s: {exc}; "
@@ -347,7 +389,7 @@ class ModbusPress(SupervisorySerialPress):
         if self._tare_samples != samples:
             self._write_u16(HoldingRegister.TARE_SAMPLES, samples)
             self._tare_samples = samples
-        self._pulse(Coil.TARE)
+        self._call("coil TARE", self._client.write_coil, int(Coil.TARE), True, retry=False)
         return registers_to_float(self._read_input(InputRegister.TARE_OFFSET_KN, 2))
 
     def _reset(self) -> None:

@@ -262,6 +262,11 @@ class SupervisorySerialPress(PressDriver):
                 f"{self.die_diameter_m * 1e3:.3f} mm"
             )
 
+    def state(self) -> StateReply:
+        """Return the press's full state (phase, setpoint in MPa, fault code, ...), lab units."""
+        self._require_link()
+        return self._state()
+
     def read(self) -> PressReading:
         """Poll the load line and return it in SI units."""
         self._require_link()
