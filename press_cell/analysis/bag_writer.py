@@ -389,13 +389,24 @@ class BagWriter:
         if self._first_ns is None or timestamp_ns < self._first_ns:
             self._first_ns = timestamp_ns
         self._last_ns = max(self._last_ns, timestamp_ns)
+        self.flush_if_due()
+
+    def flush_if_due(self) -> bool:
+        """Close the open chunk when it is ``max_chunk_age_s`` old; return True if it did.
+
+        Called on every write; a recorder should also call it from a timer so a chunk does not
+        stay in memory when messages stop arriving.
+        """
+        storage = self._require_open()
         now = time.monotonic()
-        if now - self._last_flush >= self._max_chunk_age_s:
-            storage.flush()
-            self._last_flush = now
-            if now - self._last_metadata >= self._metadata_interval_s:
-                self._write_metadata_yaml()
-                self._last_metadata = now
+        if now - self._last_flush < self._max_chunk_age_s:
+            return False
+        storage.flush()
+        self._last_flush = now
+        if now - self._last_metadata >= self._metadata_interval_s:
+            self._write_metadata_yaml()
+            self._last_metadata = now
+        return True
 
     def _require_open(self) -> _McapStorage | _Sqlite3Storage:
         if self._storage is None:
