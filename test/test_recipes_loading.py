@@ -12,6 +12,7 @@ from press_cell.recipes import (
     load_library,
     load_recipes,
     pressure_limit_pa,
+    recipe_hash,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,3 +332,28 @@ def test_contact_area_matches_die_and_force_formula():
     foil = book.press["li_foil_25mpa"]
     assert foil.contact_area_m2 == pytest.approx(math.pi * 0.0127 ** 2 / 4)
     assert foil.peak_force_n == pytest.approx(25e6 * math.pi * 0.0127 ** 2 / 4)
+
+
+def test_overrides_change_a_recipe_and_are_validated_at_their_own_lines():
+    path = ROOT / "config" / "recipes.yaml"
+    base = load_recipes(path, LIBRARY)
+    book = load_recipes(path, LIBRARY, overrides_yaml=(
+        "press_recipes:\n"
+        "  li_stack_25mpa: {hold_s: 120, target_pressure_mpa: 20}\n"
+        "assemblies:\n"
+        "  li_symmetric_cell:\n"
+        "    acceptance: {max_total_resistance_ohm: 45}\n"))
+    stack = book.assembly["li_symmetric_cell"].steps_of("stack_press")[0].recipe
+    assert stack.stages[-1].pressure_pa == 20e6 and stack.stages[-1].hold_s == 120.0
+    assert stack.stages[-1].ramp_pa_s == 0.5e6                  # kept from the file
+    assert book.assembly["li_symmetric_cell"].acceptance.max_total_resistance_ohm == 45.0
+    assert str(stack.marks["hold_s"]) == "<overrides>:2"
+    assert recipe_hash(stack) != recipe_hash(base.press["li_stack_25mpa"])
+    with pytest.raises(RecipeError) as info:
+        load_recipes(path, LIBRARY, overrides_yaml=(
+            "press_recipes:\n  li_stak: {hold_s: 1}\n"
+            "  li_stack_25mpa: {target_pressure_mpa: 80}\n"))
+    where = {p.where: p.message for p in info.value.problems}
+    assert "li_stack_25mpa" in where["<overrides>:2"]           # allowed names listed
+    assert "exceeds the recipe's max_pressure_mpa 50 MPa" in where["<overrides>:3"]
+    assert any("shorts the cell" in m for m in where.values())

@@ -42,9 +42,16 @@ from press_cell.recipes.schema import (
     RecipeBook,
 )
 from press_cell.recipes.validation import validate_assembly, validate_press_recipe
-from press_cell.recipes.yaml_source import ProblemLog, compose_file
+from press_cell.recipes.yaml_source import (
+    MapView,
+    ProblemLog,
+    compose_file,
+    compose_text,
+    merge_mapping,
+)
 
 DEFAULT_RECIPES_PATH = Path(__file__).resolve().parents[2] / "config" / "recipes.yaml"
+OVERRIDES_LABEL = "<overrides>"     # the file name problems in override text are reported under
 
 _MPA = 1e6
 _PRESS_KEYS = ("description", "material", "press", "die", "rod", "die_diameter_mm",
@@ -216,15 +223,25 @@ def _read_assembly(name, view, press_recipes):
     return AssemblyRecipe(name, description, diameter_m, tuple(steps), criteria, marks)
 
 
-def load_recipes(path=DEFAULT_RECIPES_PATH, library=None) -> RecipeBook:
+def load_recipes(path=DEFAULT_RECIPES_PATH, library=None, overrides_yaml: str = "") -> RecipeBook:
     """Load, convert and validate a recipes YAML; raise RecipeError listing every problem.
 
     ``library`` defaults to ``library.yaml`` in the same folder as ``path``.
+    ``overrides_yaml`` (the AssembleCell goal's ``overrides_yaml``) is YAML text of the same
+    shape as the file, deep-merged into it before anything is read, e.g.
+    ``{press_recipes: {li_stack_25mpa: {hold_s: 120}}}``; it may change keys of existing
+    recipes and assemblies but not invent names. Problems in it are reported as
+    ``<overrides>:line``; every override is validated like the file itself.
     """
     if library is None:
         library = load_library(Path(path).with_name("library.yaml"))
     log = ProblemLog()
-    root, _ = compose_file(path, log)
+    root, file = compose_file(path, log)
+    if root is not None and overrides_yaml.strip():
+        overrides, _ = compose_text(overrides_yaml, OVERRIDES_LABEL, log)
+        if overrides is not None:
+            merge_mapping(root.node, overrides.node, log, OVERRIDES_LABEL)
+            root = MapView(root.node, file, "", log)
     press_recipes, assemblies = {}, {}
     if root is not None:
         root.check_keys(("press_recipes", "assemblies"))
@@ -235,7 +252,7 @@ def load_recipes(path=DEFAULT_RECIPES_PATH, library=None) -> RecipeBook:
                 view.log.add(view.mark, f"assemblies.{name}", "name already used by a press "
                              "recipe; recipe names must be unique across the file")
             assemblies[name] = _read_assembly(name, view, press_recipes)
-    problems = list(log.problems)
+    problems = list(dict.fromkeys(log.problems))     # a re-read merged root repeats a few
     warnings = []
     for recipe in press_recipes.values():
         if recipe is not None:

@@ -32,7 +32,10 @@ class ProblemLog:
 
 
 def _mark(node, file: str) -> SourceMark:
-    return SourceMark(file, node.start_mark.line + 1)
+    """Return the node's place; nodes merged in from another text keep that text's name."""
+    name = node.start_mark.name
+    return SourceMark(name if name and not name.startswith("<unicode") else file,
+                      node.start_mark.line + 1)
 
 
 def compose_file(path, log: ProblemLog):
@@ -44,7 +47,13 @@ def compose_file(path, log: ProblemLog):
         log.add(file, "<file>", f"cannot read the file ({exc.strerror}); a readable YAML file "
                 "is required")
         return None, file
+    return compose_text(text, file, log)
+
+
+def compose_text(text: str, file: str, log: ProblemLog):
+    """Parse YAML ``text`` labelled ``file`` (used in every mark); same return as compose_file."""
     loader = yaml.SafeLoader(text)
+    loader.name = file              # marks carry this name, so merged nodes keep their source
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -263,3 +272,31 @@ class MapView:
                          f"expected text, got {_describe(node)}; {what} is required")
             return None
         return value
+
+
+def merge_mapping(base, over, log: ProblemLog, file: str, strict_depth: int = 2,
+                  path: str = "", depth: int = 0) -> None:
+    """Deep-merge MappingNode ``over`` into MappingNode ``base`` in place.
+
+    Mappings merge key by key, anything else replaces. Keys in the first ``strict_depth``
+    levels (sections and recipe names) must already exist in ``base``: a misspelt name is
+    logged with the allowed names instead of silently adding a new entry.
+    """
+    for key_node, value_node in over.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        key_path = f"{path}.{key}" if path else str(key)
+        index = next((i for i, (k, _) in enumerate(base.value)
+                      if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+        if index is None:
+            if depth < strict_depth:
+                names = [k.value for k, _ in base.value if isinstance(k, yaml.ScalarNode)]
+                log.add(_mark(key_node, file), key_path, f"unknown name in overrides; allowed: "
+                        f"{', '.join(names) or 'none'}")
+            else:
+                base.value.append((key_node, value_node))
+            continue
+        current = base.value[index][1]
+        if isinstance(current, yaml.MappingNode) and isinstance(value_node, yaml.MappingNode):
+            merge_mapping(current, value_node, log, file, strict_depth, key_path, depth + 1)
+        else:
+            base.value[index] = (key_node, value_node)
