@@ -24,7 +24,8 @@ timed on the driver clock, ``duration_s=None`` meaning until cleared:
 * ``"leak"``: a large leak, time constant ``tau_s`` on a stiff load (default 0.005 s, which
   outruns the pump above ~10 % of the rating).
 * ``"relief_trip"``: the relief valve opens at ``force_n`` (default 0 N, dumps the load);
-  readings show ``relief_open`` and the device fault "relief trip".
+  readings show ``relief_open`` and the device fault "relief trip"; commands are still
+  accepted (the force just cannot rise above ``force_n``).
 * ``"comms_stall"``: every call raises ``PressConnectionError`` while it lasts; the physics
   keeps running on the last command.
 
@@ -37,7 +38,7 @@ Public API::
                    specimen=None, temperature_k=298.15, modes=(VALVE, SUPERVISORY),
                    watchdog_s=None, max_substep_s=2e-3, initial_gap_m=0.0,
                    max_read_rate_hz=2000.0, model="press_cell simulated hydraulic press")
-    PressDriver methods + load_specimen(specimen, initial_gap_m=0.0),
+    PressDriver methods + sync(), load_specimen(specimen, initial_gap_m=0.0),
     set_temperature(temperature_k), inject_fault(kind, duration_s=None, **params),
     clear_faults(), active_faults, reset_fault(), FaultKind
 """
@@ -127,6 +128,7 @@ class SimulatedPress(PressDriver):
         self._last_command_s = self._t_s
         self._connected = False
         self._device_fault = ""
+        self._latched = False           # watchdog trip: commands refused until reset_fault()
         self._faults: dict[FaultKind, dict] = {}
         self._last_force_reading_n = 0.0
 
@@ -223,6 +225,15 @@ class SimulatedPress(PressDriver):
             return self._plant.tare(samples)
 
     # ---- simulator extras ----------------------------------------------------------------
+    def sync(self) -> None:
+        """Integrate the physics up to ``clock.now()`` (every read and command does this).
+
+        Call it before inspecting a specimen object directly (``foil.contact_fraction``):
+        specimens are only stepped when the press is touched.
+        """
+        with self._lock:
+            self._sync()
+
     def load_specimen(self, specimen: PressSpecimen | None, initial_gap_m: float = 0.0) -> None:
         """Put ``specimen`` under the ram (press must be unloaded; vent first)."""
         with self._lock:
@@ -275,7 +286,9 @@ class SimulatedPress(PressDriver):
         """Clear a latched device fault (watchdog); the press stays vented until commanded."""
         with self._lock:
             self._sync()
+            self._latched = False
             self._device_fault = ""
+            self._apply_faults()
             self._last_command_s = self._t_s
 
     # ---- ground truth --------------------------------------------------------------------
@@ -335,7 +348,7 @@ class SimulatedPress(PressDriver):
                 f"(modes: {[m.value for m in self._caps.modes]})"
             )
         self._sync()
-        if self._device_fault:
+        if self._latched:
             raise PressDeviceFault(
                 f"press fault latched: {self._device_fault}; call reset_fault() first")
         self._last_command_s = self._t_s
@@ -360,7 +373,7 @@ class SimulatedPress(PressDriver):
         trip = self._faults.get(FaultKind.RELIEF_TRIP)
         if trip is None:
             plant.relief_force_n = plant.hydraulics.relief_force_n
-            if self._device_fault == "relief trip":
+            if self._device_fault == "relief trip" and not self._latched:
                 self._device_fault = ""
         else:
             plant.relief_force_n = max(0.0, float(trip.get("force_n", 0.0)))
@@ -383,7 +396,7 @@ class SimulatedPress(PressDriver):
             if fault_ends:
                 stop = min(stop, min(fault_ends))
             deadline = math.inf
-            if (self._watchdog_s is not None and self._connected and not self._device_fault
+            if (self._watchdog_s is not None and self._connected and not self._latched
                     and self._plant.mode in (PlantMode.VALVE, PlantMode.SUPERVISORY)):
                 deadline = self._last_command_s + self._watchdog_s
                 stop = min(stop, max(deadline, self._t_s))
@@ -392,6 +405,7 @@ class SimulatedPress(PressDriver):
             self._expire_faults(self._t_s)
             if self._t_s >= deadline:
                 self._plant.vent()
+                self._latched = True
                 self._device_fault = (
                     f"watchdog: no command for {self._watchdog_s:.3f} s, press vented")
                 LOG.warning("simulated press: %s", self._device_fault)

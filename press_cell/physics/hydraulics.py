@@ -125,7 +125,9 @@ class InnerForceLoop:
     gains are scheduled with the present effective stiffness (``stiffness_n_m``), so a soft
     powder bed and a stiff anvil get the same loop bandwidth. The reference stops advancing
     while it leads the force by more than a following-error window (ramp x 4 valve lags +
-    0.5 % of rating), so a slow specimen cannot wind the loop up. ``update`` is cheap and
+    0.5 % of rating), so a slow specimen cannot wind the loop up, and the asked force rate is
+    braked to (distance to setpoint + 0.2 % of rating) / (4 valve lags) so a pump-limited
+    approach onto a stiffening powder does not overshoot. ``update`` is cheap and
     allocation-free; it is called at the plant's sub-step rate.
     """
 
@@ -157,7 +159,15 @@ class InnerForceLoop:
         # integral kept as a force rate (N/s) so a stiffness change does not kick the output
         rate_ff = step / dt_s if dt_s > 0.0 else 0.0
         integral_next = self._integral + 0.25 * wc * wc * error * dt_s
-        unsat = (rate_ff + wc * error + integral_next) / gain_n_s
-        if -1.0 < unsat < 1.0:          # conditional integration: no wind-up while saturated
+        rate = rate_ff + wc * error + integral_next
+        # approach braking: never ask for more rate than the valve lag can stop in time
+        # (critically damped approach; floor so leak and creep can still be made up)
+        brake_n_s = (abs(setpoint_n - measured_n) + 0.002 * p.rated_force_n) / (
+            4.0 * p.valve_tau_s)
+        braked = abs(rate) > brake_n_s and (rate > 0.0) == (setpoint_n > measured_n)
+        if braked:
+            rate = math.copysign(brake_n_s, rate)
+        unsat = rate / gain_n_s
+        if -1.0 < unsat < 1.0 and not braked:   # conditional integration: no wind-up
             self._integral = integral_next
         return min(1.0, max(-1.0, unsat))

@@ -114,8 +114,8 @@ class PressPlant:
             raise PlantError(f"initial_gap_m must be >= 0 m, got {initial_gap_m!r}")
         self.specimen = specimen
         self._force_n = 0.0
-        self._gap_m = float(initial_gap_m)
-        self._approach_m = 0.0          # ram travel spent closing gaps, m
+        self._gap_m = float(initial_gap_m)      # platen to specimen top, m
+        self._initial_gap_m = float(initial_gap_m)
         self._mount_thickness_m = specimen.thickness_m if specimen is not None else 0.0
 
     # ---- commands ------------------------------------------------------------------------
@@ -169,11 +169,15 @@ class PressPlant:
 
     @property
     def ram_position_m(self) -> float:
-        """Return the ram travel from home, m (down positive): approach + thinning + frame."""
+        """Return the ram travel from home, m (down positive): gap closed + thinning + frame."""
+        return (self._contact_travel_m() - self._gap_m
+                + self._force_n / self.hydraulics.frame_stiffness_n_m)
+
+    def _contact_travel_m(self) -> float:
         thinning = 0.0
         if self.specimen is not None:
             thinning = self._mount_thickness_m - self.specimen.thickness_m
-        return self._approach_m + thinning + self._force_n / self.hydraulics.frame_stiffness_n_m
+        return self._initial_gap_m + thinning
 
     @property
     def valve_state(self) -> float:
@@ -230,7 +234,6 @@ class PressPlant:
         elif travel > 0.0 and self._gap_m > 0.0:
             closing = min(travel, self._gap_m)
             self._gap_m -= closing
-            self._approach_m += closing
             travel -= closing
         k_frame = self.hydraulics.frame_stiffness_n_m
         spec = self.specimen
@@ -260,6 +263,5 @@ class PressPlant:
         self.time_s += dt
 
     def _open_gap(self, distance_m: float) -> None:
-        retract = min(distance_m, self._approach_m)
-        self._approach_m -= retract
-        self._gap_m += retract
+        # the ram retracts at most to its home position
+        self._gap_m = min(self._gap_m + distance_m, self._contact_travel_m())
