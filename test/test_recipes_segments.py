@@ -90,3 +90,8 @@ def test_assembly_hash_follows_its_press_recipes():
     steps[4] = replace(stack, recipe=replace(stack.recipe, tolerance_frac=0.03))
     assert recipe_hash(replace(cell, steps=tuple(steps))) != recipe_hash(cell)
     assert recipe_hash(cell) != recipe_hash(BOOK.assembly["na_symmetric_cell"])
+
+
+def test_segment_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match="allowed kinds"):
+        Segment("dwell", 1e6)

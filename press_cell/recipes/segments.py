@@ -25,8 +25,11 @@ class Segment:
     it, a ramp counts as arrived once inside it; for release it is the band of the pressure
     released from.
 
-    Plain data: the profile generator (press_cell/control/profile.py ``validate_segments``)
-    checks the numbers; ``recipe_segments`` only builds segments from validated recipes.
+    Mirrors ``msg/PressSegment.msg``; field names and order are the contract between recipes,
+    control and the press node. Plain data: only the kind is checked here; the profile
+    generator (press_cell/control/profile.py ``validate_segments``) checks the numbers, and
+    ``recipe_segments`` only builds segments from validated recipes. Consumers that treat
+    ``duration_s`` / ``tolerance_pa`` as "unused for ramps" may ignore the values filled in.
     """
 
     kind: str                       # "ramp" | "hold" | "release" (SEGMENT_KINDS)
@@ -34,6 +37,12 @@ class Segment:
     rate_pa_s: float = 0.0
     duration_s: float = 0.0
     tolerance_pa: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown segment kind."""
+        if self.kind not in SEGMENT_KINDS:
+            raise ValueError(
+                f"segment kind {self.kind!r} is unknown; allowed kinds are {SEGMENT_KINDS}")
 
 
 def recipe_segments(recipe, start_pressure_pa: float = 0.0) -> list:
