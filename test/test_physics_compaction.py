@@ -13,6 +13,8 @@ from press_cell.physics.compaction import (
     MATERIALS,
     CompactionError,
     PowderCompact,
+    UnknownMaterialError,
+    powder_material,
     relative_density_at,
 )
 
@@ -82,6 +84,13 @@ def test_llzo_barely_densifies_and_barely_conducts_cold_pressed():
 
 def test_materials_listed():
     assert {"Li6PS5Cl", "Li3PS4", "Na3PS4", "LLZO", "75Li2S-25P2S5 glass"} <= set(MATERIALS)
+
+
+def test_materials_found_by_name_and_unknown_named_in_error():
+    assert powder_material("li6ps5cl") is LI6PS5CL
+    assert powder_material("LLZO") is LLZO
+    with pytest.raises(UnknownMaterialError, match="Li6PS5Cl"):
+        powder_material("unobtainium")
 
 
 def test_conductivity_rises_with_temperature():

@@ -11,6 +11,8 @@ from press_cell.physics.foil import (
     SODIUM,
     AlkaliFoil,
     FoilError,
+    UnknownMetalError,
+    alkali_metal,
     flow_pressure_pa,
     free_thinning_limit_m,
 )
@@ -132,6 +134,14 @@ def test_large_time_step_is_safe_and_matches_small_steps():
         small.step(25e6, 0.1)
     assert big.thickness_m == pytest.approx(small.thickness_m, rel=0.02)
     assert big.contact_fraction == pytest.approx(small.contact_fraction, rel=0.02)
+
+
+def test_metals_found_by_name():
+    assert alkali_metal("Lithium") is LITHIUM
+    assert alkali_metal("na") is SODIUM
+    assert AlkaliFoil(material=SODIUM, thickness_m=1e-4, radius_m=5e-3).material is SODIUM
+    with pytest.raises(UnknownMetalError, match="Li"):
+        alkali_metal("K")
 
 
 def test_bad_inputs_refused():

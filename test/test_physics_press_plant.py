@@ -48,7 +48,7 @@ def test_stack_press_of_a_symmetric_cell_reaches_doux_resistance():
     radius = 6.35e-3
     cell = SymmetricCell(pellet, math.pi * radius ** 2, AlkaliFoil(LITHIUM, 75e-6, radius),
                          AlkaliFoil(LITHIUM, 75e-6, radius))
-    plant = PressPlant(specimen=cell)
+    plant = PressPlant(specimen=cell, max_substep_s=0.01)
     plant.set_force_setpoint(25e6 * cell.loaded_area_m2, 200.0)
     settle(plant, 80.0, dt=0.05)
     assert plant.pressure_pa == pytest.approx(25e6, rel=0.01)

@@ -21,6 +21,7 @@ Public API::
 
     PowderMaterial(...)                           # frozen dataclass, see fields
     LI6PS5CL, LI3PS4, NA3PS4, LLZO, LPS_GLASS_75_25, MATERIALS (dict by name)
+    powder_material(name) -> PowderMaterial      # case-insensitive; UnknownMaterialError
     relative_density_at(material, pressure_pa) -> float        # loaded, fresh compact
     PowderCompact(material, mass_kg, die_area_m2)
         .apply_pressure(pressure_pa), .step(pressure_pa, dt_s, temperature_k)
@@ -232,6 +233,26 @@ LLZO = PowderMaterial(
 )
 
 MATERIALS = {m.name: m for m in (LI6PS5CL, LI3PS4, NA3PS4, LLZO, LPS_GLASS_75_25)}
+_ALIASES = {"lpscl": LI6PS5CL, "argyrodite": LI6PS5CL, "lps": LI3PS4, "li7la3zr2o12": LLZO,
+            "75li2s-25p2s5": LPS_GLASS_75_25, "75li2s·25p2s5": LPS_GLASS_75_25,
+            "lps glass": LPS_GLASS_75_25}
+
+
+class UnknownMaterialError(CompactionError):
+    """No powder material of that name is known."""
+
+
+def powder_material(name: str) -> PowderMaterial:
+    """Return the powder material called ``name`` (case-insensitive; a few aliases)."""
+    key = name.strip().lower()
+    for material in MATERIALS.values():
+        if material.name.lower() == key:
+            return material
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise UnknownMaterialError(
+        f"unknown electrolyte powder {name!r}; known: {sorted(MATERIALS)}"
+    )
 
 
 def relative_density_at(material: PowderMaterial, pressure_pa: float) -> float:

@@ -38,11 +38,14 @@ Public API::
         .homologous_temperature(temperature_k)
     flow_pressure_pa(metal, radius_m, thickness_m, strain_rate_s, temperature_k) -> Pa
     free_thinning_limit_m(metal, radius_m, pressure_pa, strain_rate_s, temperature_k) -> m
-    AlkaliFoil(metal, thickness_m, radius_m, reference_strain_rate_s=1e-3,
+    AlkaliFoil(material, thickness_m, radius_m, reference_strain_rate_s=1e-3,
                critical_strain=0.2, elastic_recovery=0.02, initial_contact=0.0)
         .step(pressure_pa, dt_s, temperature_k=298.15)
         .thickness_m, .contact_fraction, .pressure_pa, .max_pressure_pa, .loaded_area_m2,
-        .creep_strain, .compliance_m_per_pa(pressure_pa, loading)
+        .creep_strain, .flow_pressure_pa(temperature_k), .material (= .metal),
+        .compliance_m_per_pa(pressure_pa, loading)
+    LITHIUM, SODIUM, METALS (dict by name "Li", "Na")
+    alkali_metal(name) -> AlkaliMetal            # "Li"/"lithium"/"Na"/"sodium"; UnknownMetalError
 """
 
 import math
@@ -142,6 +145,20 @@ SODIUM = AlkaliMetal(
 )
 
 METALS = {m.name: m for m in (LITHIUM, SODIUM)}
+_METAL_ALIASES = {"li": LITHIUM, "lithium": LITHIUM, "na": SODIUM, "sodium": SODIUM}
+
+
+class UnknownMetalError(FoilError):
+    """No alkali metal of that name is known."""
+
+
+def alkali_metal(name: str) -> AlkaliMetal:
+    """Return the metal called ``name`` ("Li", "lithium", "Na", "sodium"; any case)."""
+    try:
+        return _METAL_ALIASES[name.strip().lower()]
+    except KeyError:
+        raise UnknownMetalError(
+            f"unknown alkali metal {name!r}; known: Li (lithium), Na (sodium)") from None
 
 
 def constraint_factor(radius_m: float, thickness_m: float) -> float:
@@ -171,7 +188,7 @@ class AlkaliFoil:
 
     MAX_STRAIN_PER_SUBSTEP = 2e-3
 
-    def __init__(self, metal: AlkaliMetal, thickness_m: float, radius_m: float,
+    def __init__(self, material: AlkaliMetal, thickness_m: float, radius_m: float,
                  reference_strain_rate_s: float = 1e-3,
                  critical_strain: float = 0.2,
                  elastic_recovery: float = 0.02,
@@ -185,7 +202,7 @@ class AlkaliFoil:
             raise FoilError(f"elastic_recovery must be in [0, 0.5), got {elastic_recovery!r}")
         if not 0.0 <= initial_contact <= 1.0:
             raise FoilError(f"initial_contact must be in [0, 1], got {initial_contact!r}")
-        self.metal = metal
+        self.metal = material           # also reachable as .material
         self.radius_m = float(radius_m)
         self.initial_thickness_m = float(thickness_m)
         self.reference_strain_rate_s = float(reference_strain_rate_s)  # [est] loading rate
@@ -197,6 +214,11 @@ class AlkaliFoil:
         self.max_pressure_pa = 0.0
         self.creep_strain = 0.0
         self.temperature_k = ROOM_TEMPERATURE_K
+
+    @property
+    def material(self) -> AlkaliMetal:
+        """Return the metal's parameter object (``LITHIUM``, ``SODIUM``)."""
+        return self.metal
 
     @property
     def loaded_area_m2(self) -> float:
