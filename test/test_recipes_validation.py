@@ -19,6 +19,7 @@ from press_cell.recipes import (
     recipe_segments,
     validate_press_recipe,
 )
+from press_cell.recipes.dry_run import dry_run_assembly
 from press_cell.recipes.validation import HOLD_RANGE_S, TOLERANCE_RANGE_PCT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,8 @@ diameter_for = {name: getattr(t, "bore_diameter_m", None) or t.diameter_m
 
 
 def _log_span(low, high):
-    """Draw log-uniformly-ish between low and high (> 0)."""
-    return st.floats(math.log10(low), math.log10(high)).map(lambda x: 10.0 ** x)
+    """Draw between low and high (> 0) on a log grid (integers shrink and spread better)."""
+    return st.integers(0, 1000).map(lambda k: low * (high / low) ** (k / 1000))
 
 
 # Ranges that straddle every limit, so a fair share of the drawn recipes is accepted.
@@ -172,3 +173,56 @@ def test_press_and_die_limits_on_13_mm(pressure_mpa, press, accepted):
         with pytest.raises(RecipeError) as info:
             validate_press_recipe(recipe, LIBRARY)
         assert "<recipe li6ps5cl_370mpa_200mg>" in str(info.value)
+
+
+BOOK = load_recipes(ROOT / "config" / "recipes.yaml", LIBRARY)
+
+
+@st.composite
+def assemblies(draw):
+    """Draw variants of the shipped Li cell: the stack pressure plus one wild aspect."""
+    from press_cell.recipes import AcceptanceCriteria, ImpedanceSettings
+
+    cell = BOOK.assembly["li_symmetric_cell"]
+    steps = list(cell.steps)
+    stack = steps[4]
+    steps[4] = replace(stack, recipe=replace(stack.recipe, max_pressure_pa=None, stages=(
+        PressStage(draw(_log_span(1e6, 1e8)), 0.5e6, 60.0),)))
+    aspect = draw(st.sampled_from(["none", "sweep", "anodes", "order", "geometry", "criteria"]))
+    diameter_m, acceptance = cell.electrode_diameter_m, cell.acceptance
+    if aspect == "sweep":
+        steps[5] = replace(steps[5], impedance=ImpedanceSettings(
+            draw(wild), draw(wild), draw(st.integers(-5, 200)), draw(wild)))
+    elif aspect == "anodes":
+        steps[3] = replace(steps[3], count=draw(st.integers(-1, 9)),
+                           component=draw(st.sampled_from(["ANODE_ON_ROD", "ANODE"])))
+    elif aspect == "order":
+        steps = draw(st.permutations(steps))
+    elif aspect == "geometry":
+        diameter_m = draw(wild)
+    elif aspect == "criteria":
+        acceptance = AcceptanceCriteria(draw(wild), draw(wild))
+    return replace(cell, electrode_diameter_m=diameter_m, steps=tuple(steps),
+                   acceptance=acceptance)
+
+
+@settings(max_examples=150, deadline=None)
+@given(assemblies())
+def test_assembly_validation_only_raises_recipe_error(assembly):
+    from press_cell.recipes import validate_assembly
+
+    try:
+        validate_assembly(assembly, LIBRARY)
+    except RecipeError as exc:
+        assert exc.problems
+        return
+    stack = assembly.steps_of("stack_press")[0].recipe
+    assert stack.peak_pressure_pa < 75e6                    # Doux 2020 short
+    assert abs(assembly.electrode_diameter_m - 12.7e-3) < 1e-5
+    sweep = assembly.steps_of("impedance")[0].impedance
+    assert 0 < sweep.freq_min_hz < sweep.freq_max_hz
+    kinds = [s.kind for s in assembly.steps]
+    assert kinds.index("stack_press") < kinds.index("impedance")
+    # What the validator accepts, the physics model does not short (Doux 2020 guard agrees).
+    prediction = dry_run_assembly(assembly, LIBRARY, dt_s=10.0)
+    assert not prediction.cell.is_shorted and math.isfinite(prediction.total_resistance_ohm)

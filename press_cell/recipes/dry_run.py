@@ -28,6 +28,7 @@ from press_cell.physics import foil as foil_physics
 from press_cell.physics.cell_resistance import CellResistances, SymmetricCell
 from press_cell.physics.compaction import MATERIALS, PowderCompact
 from press_cell.physics.foil import AlkaliFoil
+from press_cell.recipes.errors import Problem, RecipeError
 from press_cell.recipes.segments import profile_duration_s, recipe_segments
 from press_cell.recipes.validation import (
     pressure_limit_pa,
@@ -161,12 +162,16 @@ def dry_run_assembly(assembly, library, dt_s: float = DEFAULT_DT_S) -> AssemblyP
         prediction = dry_run_press(step.recipe, library, dt_s)
         predictions.append(prediction)
         prepressed += [(step.recipe, prediction.foil_thickness_m)] * step.count
+    if len(prepressed) != 2:
+        raise RecipeError([Problem(f"<assembly {assembly.name}>", "steps", "the dry run models "
+                                   f"symmetric cells: it needs 2 pre-pressed foils, got "
+                                   f"{len(prepressed)}")])
     stack_step = assembly.steps_of("stack_press")[0]
     stack = stack_step.recipe
     foils = [AlkaliFoil(_metal(library, recipe.material), thickness_m,
                         assembly.electrode_diameter_m / 2.0)
-             for recipe, thickness_m in prepressed[:2]]
-    cell = SymmetricCell(compact, assembly.electrode_area_m2, foils[0], foils[-1])
+             for recipe, thickness_m in prepressed]
+    cell = SymmetricCell(compact, assembly.electrode_area_m2, foils[0], foils[1])
     _run(cell, stack, dt_s)
     predictions.append(PressPrediction(**_base(stack, library, ()),
                                        foil_thickness_m=foils[0].thickness_m,
