@@ -200,6 +200,7 @@ class MethodScriptPotentiostat(PotentiostatDriver):
             self._write(ms.eis_script(request, self.max_current_a, self.min_current_a))
             rows: list[tuple[float, float, float, bool, bool]] = []
             skipped = 0
+            stale = 0
             echoed = False
             start_s = time.monotonic()
 
@@ -221,17 +222,24 @@ class MethodScriptPotentiostat(PotentiostatDriver):
                 next_hz = expected_hz[min(len(rows), expected_hz.size - 1)]
                 line = self._readline(self.timeout_s + PERIODS_PER_POINT_TIMEOUT / next_hz)
                 if not echoed:
+                    # before the echo only an error can concern this script; anything else is
+                    # left over from an earlier exchange (e.g. the reply to an abort)
                     if line == "e":
                         echoed = True
-                        continue
+                    elif ms.parse_error_line(line) is not None:
+                        raise ms.parse_error_line(line)
+                    else:
+                        stale += 1
+                        if stale > self.max_skipped_lines:
+                            raise PotentiostatProtocolError(
+                                f"no echo of the script command among {stale} lines "
+                                f"(last {line[:80]!r})")
+                    continue
                 error = ms.parse_error_line(line)
                 if error is not None:
                     self._drain_script()
                     raise error
                 if line == "":
-                    if not echoed:
-                        skipped += 1
-                        continue
                     break
                 if line.startswith("P"):
                     try:
