@@ -573,19 +573,23 @@ class AsciiServer:
             except (serial.SerialException, OSError):
                 return
             buffer += chunk
-            while ap.TERMINATOR in buffer:
-                line, buffer = buffer.split(ap.TERMINATOR, 1)
-                if discarding:
-                    discarding = False
-                    continue
-                reply = self.handle(line)
-                if reply is not None:
-                    self.port.write(ap.encode_reply(reply))
-            if len(buffer) > ap.MAX_COMMAND_BYTES and not discarding:
-                self.port.write(ap.encode_reply(ap.ErrorReply(ap.ErrorCode.LINE_TOO_LONG)))
-                discarding, buffer = True, b""
-            elif discarding:
-                buffer = b""
+            while True:
+                if discarding:      # skip the rest of an overlong line, up to its CR LF
+                    end = buffer.find(ap.TERMINATOR)
+                    if end < 0:
+                        buffer = buffer[-1:] if buffer.endswith(b"\r") else b""
+                        break
+                    buffer, discarding = buffer[end + len(ap.TERMINATOR):], False
+                elif ap.TERMINATOR in buffer:
+                    line, buffer = buffer.split(ap.TERMINATOR, 1)
+                    reply = self.handle(line)
+                    if reply is not None:
+                        self.port.write(ap.encode_reply(reply))
+                elif len(buffer) > ap.MAX_COMMAND_BYTES + buffer.endswith(b"\r"):
+                    self.port.write(ap.encode_reply(ap.ErrorReply(ap.ErrorCode.LINE_TOO_LONG)))
+                    discarding = True
+                else:
+                    break
             if self.stream_hz > 0 and time.monotonic() >= self._next_stream_s:
                 self._next_stream_s += 1.0 / self.stream_hz
                 self.port.write(ap.encode_reply(ap.StreamSample(self.device.load())))
