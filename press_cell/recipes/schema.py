@@ -11,7 +11,10 @@ was written, so validation can name the line; recipes built in code leave it emp
 import math
 from dataclasses import dataclass, field
 
-COMPONENT_KINDS = ("ELECTROLYTE_PELLET", "ANODE_ON_ROD", "CATHODE_ON_ROD")
+from press_cell.recipes.stations import ComponentKind
+
+# What the arm can place: the names of stations.ComponentKind (PlaceComponent action).
+COMPONENT_KINDS = tuple(kind.value for kind in ComponentKind)
 PRESS_STEP_KINDS = ("compaction", "foil_prepress", "stack_press")
 STEP_KINDS = PRESS_STEP_KINDS + ("place", "impedance")
 
