@@ -344,3 +344,16 @@ def test_external_pi_at_500hz_holds_half_percent_on_foil_and_must_repump():
     press.command_valve(0.0)
     run(clock, 30.0, dt=0.05)
     assert press.true_force_n < (1 - 0.005) * target
+
+
+def test_warm_press_thins_a_foil_further_in_the_same_hold():
+    thickness = {}
+    for temperature_k in (298.15, 333.15):
+        clock = SimulatedClock()
+        foil = AlkaliFoil(LITHIUM, 100e-6, 5e-3)
+        press = SimulatedPress(clock, 20e3, specimen=foil, temperature_k=temperature_k)
+        press.connect()
+        press.command_setpoint(25e6 * foil.loaded_area_m2, 500.0)
+        run(clock, 60.0, dt=0.1)
+        thickness[temperature_k] = press.specimen_thickness_m
+    assert thickness[333.15] < 0.95 * thickness[298.15]

@@ -29,6 +29,12 @@ timed on the driver clock, ``duration_s=None`` meaning until cleared:
 * ``"comms_stall"``: every call raises ``PressConnectionError`` while it lasts; the physics
   keeps running on the last command.
 
+Tuning facts for an external VALVE-mode loop (defaults of ``HydraulicParams``): on a stiff
+load the force rate at full demand is ``frame_stiffness_n_m * pump_speed_m_s`` = 5e4 N/s
+(``HydraulicParams.plant_gain_n_s``), reached through a first-order lag of 0.25 s; a soft
+specimen lowers that gain (a loose powder bed by ~100x at first); a foil that starts to flow
+makes the force plateau while the ram advances. Leak-down 1000 s at zero demand.
+
 Ground truth for tests: ``true_force_n``, ``ram_position_m``, ``specimen_thickness_m``,
 ``pressure_pa``, ``valve_state``, ``plant`` (the ``PressPlant``).
 
@@ -40,7 +46,8 @@ Public API::
                    max_read_rate_hz=2000.0, model="press_cell simulated hydraulic press")
     PressDriver methods + sync(), load_specimen(specimen, initial_gap_m=0.0),
     set_temperature(temperature_k), inject_fault(kind, duration_s=None, **params),
-    clear_faults(), active_faults, reset_fault(), FaultKind
+    clear_faults(), active_faults, reset_fault(), FaultKind,
+    SetpointRangeError (a PressModeError): setpoint outside [0, rated] N or ramp <= 0
 """
 
 import enum
@@ -70,6 +77,10 @@ ROOM_TEMPERATURE_K = 298.15
 
 class SimulatedPressConfigError(ValueError):
     """A simulator setting is out of range."""
+
+
+class SetpointRangeError(PressModeError):
+    """A supervisory setpoint or ramp is outside what the press accepts."""
 
 
 class FaultKind(enum.Enum):
@@ -203,9 +214,10 @@ class SimulatedPress(PressDriver):
             self._check_command(PressMode.SUPERVISORY)
             rated = self._caps.rated_force_n
             if not (math.isfinite(force_n) and 0.0 <= force_n <= rated):
-                raise PressModeError(f"setpoint must be in [0, {rated}] N, got {force_n!r}")
+                raise SetpointRangeError(
+                    f"setpoint must be in [0, {rated}] N (the press rating), got {force_n!r}")
             if not (math.isfinite(ramp_n_s) and ramp_n_s > 0.0):
-                raise PressModeError(f"ramp must be a finite rate > 0 N/s, got {ramp_n_s!r}")
+                raise SetpointRangeError(f"ramp must be a finite rate > 0 N/s, got {ramp_n_s!r}")
             self._plant.set_force_setpoint(force_n, ramp_n_s)
 
     def vent(self) -> None:
