@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from press_cell.analysis.kramers_kronig import DEFAULT_MAX_RESIDUAL_PCT, lin_kk
-from press_cell.physics.eis import z_cpe, z_r_cpe
+from press_cell.physics.eis import relaxation_frequency_hz, z_cpe, z_r_cpe
 
 MIN_POINTS = 10                  # fewest valid points a fit accepts
 MIN_DECADES = 2.0                # narrowest frequency span a fit accepts, decades
@@ -238,7 +238,7 @@ def _fit(f: np.ndarray, z: np.ndarray, n_arcs: int, tail: bool) -> _ArcFit:
     # sort arcs by descending relaxation frequency so index 0 is the highest-frequency arc
     params = sol.x.copy()
     arcs = [(params[1 + 3 * k: 4 + 3 * k], k) for k in range(n_arcs)]
-    apex = [math.exp(-(a[0] + a[1]) / a[2]) for a, _ in arcs]   # ∝ relaxation frequency
+    apex = [relaxation_frequency_hz(math.exp(a[0]), math.exp(a[1]), a[2]) for a, _ in arcs]
     order = sorted(range(n_arcs), key=lambda k: apex[k], reverse=True)
     index = [0] + [1 + 3 * k + i for k in order for i in range(3)]
     if tail:
@@ -259,7 +259,7 @@ def _arcs_resolved(fit: _ArcFit, f: np.ndarray) -> bool:
     apex_hz = []
     for k in range(fit.n_arcs):
         ln_r, ln_q, alpha = fit.params[1 + 3 * k: 4 + 3 * k]
-        apex_hz.append(1.0 / (2.0 * math.pi * math.exp((ln_r + ln_q) / alpha)))
+        apex_hz.append(relaxation_frequency_hz(math.exp(ln_r), math.exp(ln_q), alpha))
         if math.sqrt(max(fit.cov[1 + 3 * k, 1 + 3 * k], 0.0)) > 0.5:
             return False
     if min(apex_hz) < f.min() / 3.0 or max(apex_hz) > 3.0 * f.max():

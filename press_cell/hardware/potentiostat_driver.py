@@ -68,8 +68,8 @@ class Spectrum:
     frequency_hz: np.ndarray              # measured frequencies, Hz
     z_real_ohm: np.ndarray                # Z', Ω
     z_imag_ohm: np.ndarray                # Z'', Ω
-    overload: np.ndarray = None           # bool per point: current above range
-    underload: np.ndarray = None          # bool per point: current below the range's resolution
+    overload: np.ndarray | None = None    # bool per point: current above range (None = all False)
+    underload: np.ndarray | None = None   # bool per point: current below the range's resolution
     amplitude_v: float = float("nan")     # AC amplitude used, V (RMS)
     start_stamp_s: float = float("nan")   # driver clock time of the first point, s
     duration_s: float = float("nan")      # sweep duration on the driver clock, s
