@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from press_cell.physics.load_cell import LoadCell, LoadCellConfigError, LoadCellParams
+from press_cell.physics.load_cell import (
+    LoadCell,
+    LoadCellConfigError,
+    LoadCellParams,
+    analog_gauge_params,
+    strain_gauge_params,
+)
 
 
 def cell(seed=0, **kw):
@@ -67,3 +73,15 @@ def test_bad_parameters_refused():
         LoadCellParams(full_scale_n=0.0)
     with pytest.raises(LoadCellConfigError, match="adc_bits"):
         LoadCellParams(adc_bits=4)
+
+
+def test_analog_gauge_is_an_order_worse_than_a_strain_gauge():
+    true_n = 50e3
+    errors = {}
+    for name, params in (("strain", strain_gauge_params(100e3)),
+                         ("analog", analog_gauge_params(100e3))):
+        lc = LoadCell(params, np.random.default_rng(0))
+        readings = np.array([lc.measure_n(true_n) for _ in range(500)])
+        errors[name] = np.sqrt(np.mean((readings - true_n) ** 2)) / 100e3
+    assert errors["strain"] < 0.005                       # +-0.1-0.5 % FS class
+    assert 0.01 < errors["analog"] < 0.03                  # +-1.5-2.5 % FS class

@@ -18,6 +18,9 @@ Sizing the defaults honestly (SCIENCE.md: strain-gauge cells are +-0.1-0.5 % FS 
   [est]. The gain error is a calibration error: the control loop cannot see it.
 * Quantisation: 24 bits over +-FS.
 
+Presets: ``strain_gauge_params(full_scale_n)`` (the defaults) and
+``analog_gauge_params(full_scale_n)`` (a dial gauge, +-2 % FS class).
+
 All randomness comes from the ``numpy.random.Generator`` passed in, so equal seeds give
 equal readings.
 """
@@ -69,6 +72,22 @@ class LoadCellParams:
     def resolution_n(self) -> float:
         """Return one count of the indicator, N."""
         return 2.0 * self.full_scale_n / float(2 ** int(self.adc_bits))
+
+
+def strain_gauge_params(full_scale_n: float) -> LoadCellParams:
+    """Return a strain-gauge cell + 24-bit indicator of ``full_scale_n`` (N), defaults above."""
+    return LoadCellParams(full_scale_n=full_scale_n)
+
+
+def analog_gauge_params(full_scale_n: float) -> LoadCellParams:
+    """Return an analog pressure gauge read as force, ``full_scale_n`` (N) at full dial.
+
+    Manual lab presses often have only a dial gauge: +-1.5-2.5 % FS (SCIENCE.md [est]);
+    modelled as a 2 % span error, 0.5 % FS zero error, 0.2 % FS reading scatter and a
+    resolution of ~1/250 FS (a dial read to its smallest division) [est].
+    """
+    return LoadCellParams(full_scale_n=full_scale_n, noise_rms_fraction_fs=2e-3, adc_bits=9,
+                          gain_error=0.02, zero_offset_fraction_fs=5e-3)
 
 
 class LoadCell:

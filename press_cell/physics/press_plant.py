@@ -26,7 +26,8 @@ Public API::
     PressPlant(hydraulics=HydraulicParams(), load_cell=LoadCellParams(), seed=0,
                specimen=None, temperature_k=298.15, max_substep_s=2e-3, initial_gap_m=0.0)
         .advance(dt_s), .set_valve_demand(u), .set_force_setpoint(force_n, ramp_n_s),
-        .vent(), .load_specimen(specimen, initial_gap_m=0.0), .sensor_force_n(), .tare(samples)
+        .vent(), .hold(), .load_specimen(specimen, initial_gap_m=0.0), .sensor_force_n(),
+        .tare(samples), .mode (PlantMode), .temperature_k (settable), .relief_force_n
         true state: .true_force_n, .ram_position_m, .specimen_thickness_m, .pressure_pa,
                     .valve_state, .relief_open (latched; .clear_relief_flag()), .time_s
 """
