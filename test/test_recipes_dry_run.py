@@ -118,3 +118,10 @@ def test_ideal_trace_covers_the_profile():
     assert steps_s.max() <= 0.7 + 1e-12
     assert pressures_pa.min() >= 0.0 and pressures_pa.max() <= 500e6
     assert np.count_nonzero(pressures_pa == 500e6) > 0     # the final hold is sampled
+
+
+def test_summaries_speak_lab_units():
+    line = dry_run_press(PELLET, LIBRARY).summary()
+    assert "370 MPa = 49.1 kN" in line and "pellet 1.0" in line
+    cell = dry_run_assembly(BOOK.assembly["li_symmetric_cell"], LIBRARY).summary()
+    assert cell.startswith("li_symmetric_cell: total 3") and "passes" in cell

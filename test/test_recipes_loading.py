@@ -357,3 +357,12 @@ def test_overrides_change_a_recipe_and_are_validated_at_their_own_lines():
     assert "li_stack_25mpa" in where["<overrides>:2"]           # allowed names listed
     assert "exceeds the recipe's max_pressure_mpa 50 MPa" in where["<overrides>:3"]
     assert any("shorts the cell" in m for m in where.values())
+
+
+def test_missing_or_empty_files_are_recipe_errors(tmp_path):
+    with pytest.raises(RecipeError, match="cannot read the file"):
+        load_recipes(tmp_path / "nope.yaml", LIBRARY)
+    with pytest.raises(LibraryError, match="cannot read the file"):
+        load_recipes(_write(tmp_path, PELLET))          # no library.yaml beside it
+    with pytest.raises(RecipeError, match="the file is empty"):
+        load_recipes(_write(tmp_path, "# nothing\n", "empty.yaml"), LIBRARY)

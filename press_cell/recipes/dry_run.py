@@ -57,6 +57,19 @@ class PressPrediction:
     contact_fraction: float | None = None       # foil contact with the counter-face, 0..1
     warnings: tuple = ()                        # Problem, from validation
 
+    def summary(self) -> str:
+        """Return one line in lab units (MPa, kN, mm, um, mS/cm) for logs and the CLI."""
+        text = (f"{self.recipe_name}: peak {self.peak_pressure_pa / 1e6:g} MPa = "
+                f"{self.peak_force_n / 1e3:.1f} kN (limit {self.limit_pressure_pa / 1e6:.0f} MPa, "
+                f"{self.limit_reason}), {self.duration_s:.0f} s")
+        if self.pellet_thickness_m is not None:
+            text += (f"; pellet {self.pellet_thickness_m * 1e3:.3f} mm, D "
+                     f"{self.relative_density:.3f}, {self.conductivity_s_m * 10:.2f} mS/cm")
+        if self.foil_thickness_m is not None:
+            text += (f"; foil {self.foil_thickness_m * 1e6:.1f} um, contact "
+                     f"{self.contact_fraction:.2f}")
+        return text
+
 
 @dataclass(frozen=True)
 class AssemblyPrediction:
@@ -71,6 +84,14 @@ class AssemblyPrediction:
     passes: bool                    # meets the recipe's acceptance criteria
     verdict: str                    # why it passes or fails, with numbers
     warnings: tuple = ()
+
+    def summary(self) -> str:
+        """Return one line in lab units (ohm, ohm cm^2, s) for logs and the CLI."""
+        cell = self.cell
+        return (f"{self.assembly_name}: total {self.total_resistance_ohm:.1f} ohm (electrolyte "
+                f"{cell.r_bulk_ohm + cell.r_gb_ohm:.1f}, interface "
+                f"{self.interface_asr_ohm_m2 * 1e4:.2f} ohm cm^2 each), press time "
+                f"{self.press_duration_s:.0f} s; {self.verdict}")
 
 
 def ideal_trace(segments, dt_s: float = DEFAULT_DT_S):
