@@ -43,6 +43,9 @@ _KIND = {int(Phase.RAMP): "ramp", int(Phase.HOLD): "hold", int(Phase.RELEASE): "
 #: every digit a recipe written in lab units has.
 SEGMENT_DIGITS = 9
 
+#: Decimals (s) kept of a rebuilt hold duration: 1 us, above the float64 rounding of epoch times.
+HOLD_DURATION_DECIMALS = 6
+
 #: A CellRecord certificate belongs to a cycle when their start times differ by less than this, s.
 _MATCH_S = 0.5
 
@@ -135,7 +138,8 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
                 end = crossing(i + 1, target)
             else:
                 end = float(time_s[rows[i][-1]]) + dt
-            duration = _round_sig(max(end - begin, dt))
+            # Epoch times in float64 carry ~2.4e-7 s of rounding: keep whole microseconds.
+            duration = _round_sig(round(max(end - begin, dt), HOLD_DURATION_DECIMALS))
             segments.append(Segment("hold", target, 0.0, duration, tolerance_frac * target))
         else:
             rate = _round_sig(abs(fits[i][0])) if fits[i][0] else 1.0
