@@ -6,13 +6,11 @@ with a ``LibraryError`` whose problems name file, line, key, the fault and the a
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
+from press_cell.config_files import config_file
 from press_cell.physics.compaction import MATERIALS as PHYSICS_POWDERS
 from press_cell.recipes.errors import LibraryError
 from press_cell.recipes.yaml_source import ProblemLog, compose_file
-
-DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parents[2] / "config" / "library.yaml"
 
 HARDWARE_KINDS = ("sim", "serial_ascii", "serial_modbus")
 PRESS_MODES = ("valve", "supervisory")          # values of hardware.press_driver.PressMode
@@ -216,8 +214,13 @@ def _read_press(name, view):
     return Press(name, force * _KN_TO_N, rate * _KN_TO_N, hardware, tuple(modes), heated)
 
 
-def load_library(path=DEFAULT_LIBRARY_PATH) -> Library:
-    """Load and validate the library YAML at ``path``; raise LibraryError listing every fault."""
+def load_library(path=None) -> Library:
+    """Load and validate the library YAML at ``path``; raise LibraryError listing every fault.
+
+    ``path`` defaults to the shipped ``library.yaml`` (``press_cell.config_files``).
+    """
+    if path is None:
+        path = config_file("library.yaml")
     log = ProblemLog()
     root, _ = compose_file(path, log)
     sections = {"foils": {}, "powders": {}, "dies": {}, "rods": {}, "presses": {}}

@@ -27,6 +27,7 @@ File layout (lab units in the keys)::
 import math
 from pathlib import Path
 
+from press_cell.config_files import config_file
 from press_cell.recipes.errors import RecipeError
 from press_cell.recipes.library import load_library
 from press_cell.recipes.schema import (
@@ -50,7 +51,6 @@ from press_cell.recipes.yaml_source import (
     merge_mapping,
 )
 
-DEFAULT_RECIPES_PATH = Path(__file__).resolve().parents[2] / "config" / "recipes.yaml"
 OVERRIDES_LABEL = "<overrides>"     # the file name problems in override text are reported under
 
 _MPA = 1e6
@@ -223,9 +223,10 @@ def _read_assembly(name, view, press_recipes):
     return AssemblyRecipe(name, description, diameter_m, tuple(steps), criteria, marks)
 
 
-def load_recipes(path=DEFAULT_RECIPES_PATH, library=None, overrides_yaml: str = "") -> RecipeBook:
+def load_recipes(path=None, library=None, overrides_yaml: str = "") -> RecipeBook:
     """Load, convert and validate a recipes YAML; raise RecipeError listing every problem.
 
+    ``path`` defaults to the shipped ``recipes.yaml`` (``press_cell.config_files``);
     ``library`` defaults to ``library.yaml`` in the same folder as ``path``.
     ``overrides_yaml`` (the AssembleCell goal's ``overrides_yaml``) is YAML text of the same
     shape as the file, deep-merged into it before anything is read, e.g.
@@ -233,6 +234,8 @@ def load_recipes(path=DEFAULT_RECIPES_PATH, library=None, overrides_yaml: str = 
     recipes and assemblies but not invent names. Problems in it are reported as
     ``<overrides>:line``; every override is validated like the file itself.
     """
+    if path is None:
+        path = config_file("recipes.yaml")
     if library is None:
         library = load_library(Path(path).with_name("library.yaml"))
     log = ProblemLog()
