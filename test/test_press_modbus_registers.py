@@ -39,7 +39,7 @@ def test_register_tables_do_not_overlap():
     input_floats = {r for r in mb.InputRegister if r.name.endswith(("_KN", "_MPA", "_MM", "_S"))}
     for table in (spans(mb.InputRegister, input_floats),
                   spans(mb.HoldingRegister, set(mb.HOLDING_FLOATS))):
-        for (_, end), (start, _) in zip(table, table[1:]):
+        for (_, end), (start, _) in zip(table, table[1:], strict=False):
             assert end <= start
     assert mb.INPUT_REGISTER_COUNT == mb.InputRegister.MODEL + 8
     assert [int(c) for c in mb.Coil] == list(range(mb.COIL_COUNT))

@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import termios
+
 import serial
 
 from press_cell.hardware.press_ascii_protocol import (
@@ -69,7 +71,7 @@ class AsciiSerialPress(SupervisorySerialPress):
         if self._serial is not None:
             try:
                 self._serial.close()
-            except (serial.SerialException, OSError):
+            except (serial.SerialException, OSError, termios.error):
                 pass
             self._serial = None
 
@@ -122,7 +124,8 @@ class AsciiSerialPress(SupervisorySerialPress):
             raise PressConnectionError(
                 f"write of {command.name.value!r} blocked for {self.timeout_s:.3f} s"
             ) from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error (not an OSError) comes from tcflush on a hung-up port
             self._drop_link()
             raise PressConnectionError(f"serial port {self.port!r} failed: {exc}") from exc
 

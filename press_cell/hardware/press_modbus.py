@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import termios
 
 from pymodbus import FramerType
 from pymodbus.client import ModbusSerialClient
@@ -233,7 +234,7 @@ class ModbusPress(SupervisorySerialPress):
         if port is not None and hasattr(port, "reset_input_buffer"):
             try:
                 port.reset_input_buffer()
-            except (OSError, ValueError):
+            except (OSError, ValueError, termios.error):
                 pass
 
     def _call(self, what: str, function, *args, retry: bool = True, **kwargs):
