@@ -153,3 +153,12 @@ def test_bad_arguments_are_refused():
         fit_cell_spectrum(spectrum_of(PRESSED_CELL), electrode_area_m2=0.0)
     with pytest.raises(CircuitFitError, match="max_arcs"):
         fit_cell_spectrum(spectrum_of(PRESSED_CELL), max_arcs=4)
+
+
+def test_partly_visible_arc_above_the_sweep_is_flagged_but_the_total_stays_right():
+    # grain-boundary apex ~20 MHz: only its low-frequency shoulder shows below 1 MHz
+    model = CellImpedanceModel(0.5, 150.0, 60.0, 20.0, q_gb=1e-9, alpha_gb=0.9)
+    fit = fit_cell_spectrum(spectrum_of(model), r_ext_ohm=0.5)
+    assert any("extend freq_max" in note for note in fit.notes)
+    assert fit.r_total_ohm == pytest.approx(model.dc_resistance_ohm, rel=0.01)
+    assert not fit_cell_spectrum(spectrum_of(PRESSED_CELL)).notes

@@ -50,7 +50,12 @@ BULK_GB_CAPACITANCE_SPLIT_F = 3e-11
 # Model selection: a bigger model must lower the residual rms by more than this factor (plus an
 # absolute 0.01 %) to be preferred [est].
 MODEL_RMS_TOLERANCE = 1.15
+# An arc with its apex up to this factor above the sweep still counts (its shoulder shows) [est]
+APEX_ABOVE_RANGE_FACTOR = 10.0
 MODEL_RMS_FLOOR_PCT = 0.01
+# Warn about a partly visible arc above the sweep when the chosen model misfits by more than
+# this rms and a model with that arc halves the misfit [est, ~ instrument noise]
+SHOULDER_NOTE_RMS_PCT = 0.1
 M2_PER_CM2 = 1e-4
 
 
@@ -95,6 +100,7 @@ class CircuitFitResult:
     asr_int_std_ohm_m2: float
     asr_int_ohm_cm2: float           # per interface, Ω·cm²
     asr_int_std_ohm_cm2: float
+    notes: tuple = ()                # warnings about the fit, human-readable
 
 
 @dataclass
@@ -249,22 +255,26 @@ def _fit(f: np.ndarray, z: np.ndarray, n_arcs: int, tail: bool) -> _ArcFit:
                    float(r @ r), tail)
 
 
-def _arcs_resolved(fit: _ArcFit, f: np.ndarray) -> bool:
-    """Return whether every arc of a candidate is a distinct, measured, well-determined process.
+def _arc_problem(fit: _ArcFit, f: np.ndarray) -> str:
+    """Return why a candidate's arcs are not all distinct, measured processes ("" if they are).
 
-    An arc counts when its apex lies within the swept range (a factor 3 of margin), neighbouring
-    apexes are at least half a decade apart (two arcs at one apex are one distorted arc) and its
-    resistance has a relative standard error below 50 % [est].
+    An arc counts when its resistance has a relative standard error below 50 %, its apex lies
+    within the swept range (a factor 3 of margin below, ``APEX_ABOVE_RANGE_FACTOR`` above: the
+    low-frequency shoulder of a higher arc still fixes its resistance) and neighbouring apexes
+    are at least half a decade apart (two arcs at one apex are one distorted arc) [est].
     """
     apex_hz = []
     for k in range(fit.n_arcs):
         ln_r, ln_q, alpha = fit.params[1 + 3 * k: 4 + 3 * k]
         apex_hz.append(relaxation_frequency_hz(math.exp(ln_r), math.exp(ln_q), alpha))
         if math.sqrt(max(fit.cov[1 + 3 * k, 1 + 3 * k], 0.0)) > 0.5:
-            return False
-    if min(apex_hz) < f.min() / 3.0 or max(apex_hz) > 3.0 * f.max():
-        return False
-    return all(hi / lo >= math.sqrt(10.0) for hi, lo in zip(apex_hz[:-1], apex_hz[1:], strict=True))
+            return "ill-determined"
+    if min(apex_hz) < f.min() / 3.0:
+        return "below range"
+    if max(apex_hz) > APEX_ABOVE_RANGE_FACTOR * f.max():
+        return f"above range:{max(apex_hz):.3g}"
+    pairs = zip(apex_hz[:-1], apex_hz[1:], strict=True)
+    return "" if all(hi / lo >= math.sqrt(10.0) for hi, lo in pairs) else "overlapping"
 
 
 def _effective_capacitance_f(r_ohm: float, q: float, alpha: float) -> float:
@@ -309,18 +319,29 @@ def fit_cell_spectrum(spectrum, electrode_area_m2: float | None = None,
             "are needed (choose a current range / amplitude that fits the cell)")
     validate_spectrum(f, z)
 
-    fits = [_fit(f, z, n, tail) for n in range(1, max_arcs + 1)]
-    fits = [fit for fit in fits if fit.n_arcs == 1 or _arcs_resolved(fit, f)]
+    candidates = [_fit(f, z, n, tail) for n in range(1, max_arcs + 1)]
+    problems = {fit.n_arcs: _arc_problem(fit, f) if fit.n_arcs > 1 else ""
+                for fit in candidates}
+    fits = [fit for fit in candidates if not problems[fit.n_arcs]]
     best_rms = min(fit.rms_pct for fit in fits)
     chosen = next(fit for fit in fits
                   if fit.rms_pct <= MODEL_RMS_TOLERANCE * best_rms + MODEL_RMS_FLOOR_PCT)
+    notes = []
+    for fit in candidates:
+        if problems[fit.n_arcs].startswith("above range") \
+                and chosen.rms_pct > SHOULDER_NOTE_RMS_PCT and fit.rms_pct < 0.5 * chosen.rms_pct:
+            apex = problems[fit.n_arcs].split(":")[1]
+            notes.append(
+                f"an arc above the sweep (apex ~{apex} Hz) is partly visible and left out; "
+                "interface values may be biased by a few %: extend freq_max if you can")
+            break
     return _result(chosen, f, z, n_total - len(valid), electrode_area_m2, r_ext_ohm,
-                   kk_max_residual_pct)
+                   kk_max_residual_pct, tuple(notes))
 
 
 def _result(fit: _ArcFit, f: np.ndarray, z: np.ndarray, n_excluded: int,
             electrode_area_m2: float | None, r_ext_known: float | None,
-            kk_max_residual_pct: float) -> CircuitFitResult:
+            kk_max_residual_pct: float, notes: tuple = ()) -> CircuitFitResult:
     """Translate a chosen candidate into the labelled result."""
     p, cov = fit.params, fit.cov
     std_ln = np.sqrt(np.clip(np.diag(cov), 0.0, None))
@@ -374,4 +395,4 @@ def _result(fit: _ArcFit, f: np.ndarray, z: np.ndarray, n_excluded: int,
         n_points=int(f.size), n_excluded=int(n_excluded), electrode_area_m2=area,
         asr_int_ohm_m2=r_int * area, asr_int_std_ohm_m2=r_int_std * area,
         asr_int_ohm_cm2=r_int * area / M2_PER_CM2,
-        asr_int_std_ohm_cm2=r_int_std * area / M2_PER_CM2)
+        asr_int_std_ohm_cm2=r_int_std * area / M2_PER_CM2, notes=notes)
