@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Usual sweep for a Li | sulfide electrolyte | Li cell: ~1 MHz -> 0.1 Hz at 10 mV (SCIENCE.md, EIS)
+DEFAULT_FREQ_MAX_HZ = 1e6
+DEFAULT_FREQ_MIN_HZ = 0.1
+DEFAULT_POINTS_PER_DECADE = 10      # [est] common lab choice
+DEFAULT_AMPLITUDE_V = 0.01
+
 
 class PotentiostatError(Exception):
     """Base class of every potentiostat driver error."""
