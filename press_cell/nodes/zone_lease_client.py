@@ -1,0 +1,224 @@
+"""Press-zone gate over ROS: the arm's side of the ``ZoneLease`` interlock with the press.
+
+``ZoneLeaseClient`` fulfils ``press_cell.control.placement.ZoneGate`` for a node:
+
+* ``zone_entry_permit()`` refuses at once when the latest ``press/state`` sample reports a
+  pressure above ``pressure_threshold_pa``; otherwise it ACQUIREs a lease from the
+  ``press/zone_lease`` service (namespace-relative) and refuses when the service does not
+  answer within ``service_timeout_s``, when the press denies, or when the press's own
+  reading in the reply is above the threshold. A granted lease is RENEWed by a timer at a
+  third of its duration, so one lost renewal still leaves time for the next.
+* ``zone_exit()`` stops renewing and RELEASEs the lease.
+* A renewal the press denies (lease expired, press restarted) marks the lease lost and calls
+  ``on_lease_lost`` so the node can take the arm out of the zone.
+
+If the arm process dies, nothing renews: the press lets the lease expire by itself.
+
+The blocking calls are made from the placement thread; the service responses and the renewal
+timer run in this client's own callback group on a MultiThreadedExecutor, so waiting here
+never starves them.
+"""
+
+import threading
+import time
+from typing import Callable
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+
+from press_cell.msg import PressState
+from press_cell.nodes import qos
+from press_cell.srv import ZoneLease
+
+
+class ZoneLeaseClient:
+    """Hold the press-zone lease for one arm node (``ZoneGate`` over ROS)."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        holder: str,
+        lease_duration_s: float,
+        pressure_threshold_pa: float,
+        service_timeout_s: float = 2.0,
+        service_name: str = "press/zone_lease",
+        state_topic: str = "press/state",
+        on_change: Callable[[], None] | None = None,
+        entry_blocked: Callable[[], str] | None = None,
+        on_lease_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        if not lease_duration_s > 0.0:
+            raise ValueError(f"lease_duration_s must be > 0 s, got {lease_duration_s!r}")
+        if not service_timeout_s > 0.0:
+            raise ValueError(f"service_timeout_s must be > 0 s, got {service_timeout_s!r}")
+        self._node = node
+        self.holder = holder
+        self.lease_duration_s = float(lease_duration_s)
+        self.pressure_threshold_pa = float(pressure_threshold_pa)
+        self.service_timeout_s = float(service_timeout_s)
+        self._on_change = on_change
+        self._entry_blocked = entry_blocked
+        self._log = node.get_logger().get_child("zone_lease")
+        self._on_lease_lost = on_lease_lost
+        self._lock = threading.Lock()
+        self._lease_id: int | None = None
+        self._renew_timer = None
+        self._renew_sent_s: float | None = None
+        self._press_pressure_pa: float | None = None
+        self._press_zone_leased = False
+        self.last_refusal = ""          # why the last zone_entry_permit() said no
+        self.lease_lost_reason = ""     # set when a renewal was denied while inside
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._client = node.create_client(ZoneLease, service_name, callback_group=self._group)
+        self._state_sub = node.create_subscription(
+            PressState, state_topic, self._on_press_state, qos.TELEMETRY,
+            callback_group=self._group)
+
+    # ----------------------------------------------------------------- state
+    @property
+    def holds_lease(self) -> bool:
+        """Return whether a lease is held (granted and not released or lost)."""
+        with self._lock:
+            return self._lease_id is not None
+
+    @property
+    def press_pressure_pa(self) -> float | None:
+        """Return the latest pressure the press reported, Pa (None before the first sample)."""
+        return self._press_pressure_pa
+
+    def _on_press_state(self, msg: PressState) -> None:
+        """Keep the latest press pressure (Pa) for the entry check."""
+        self._press_pressure_pa = float(msg.pressure)
+        self._press_zone_leased = bool(msg.zone_leased)
+
+    # ----------------------------------------------------------------- ZoneGate
+    def zone_entry_permit(self) -> bool:
+        """Take the press-zone lease; return False (reason in ``last_refusal``) if refused."""
+        self.lease_lost_reason = ""
+        blocked = self._entry_blocked() if self._entry_blocked is not None else ""
+        if blocked:
+            return self._refuse(blocked)
+        pressure = self._press_pressure_pa
+        if pressure is not None and pressure > self.pressure_threshold_pa:
+            return self._refuse(f"press reports {pressure / 1e6:.3f} MPa, above the zone "
+                                f"threshold {self.pressure_threshold_pa / 1e6:.3f} MPa")
+        if not self._client.wait_for_service(timeout_sec=self.service_timeout_s):
+            return self._refuse(f"press zone-lease service {self._client.service_name!r} not "
+                                f"available within {self.service_timeout_s} s")
+        reply = self._call(ZoneLease.Request(operation=ZoneLease.Request.ACQUIRE,
+                                             holder=self.holder,
+                                             duration=self.lease_duration_s))
+        if reply is None:
+            return self._refuse(f"press zone-lease service did not answer within "
+                                f"{self.service_timeout_s} s")
+        if not reply.granted:
+            return self._refuse(f"press denied the zone lease: {reply.message}")
+        if reply.pressure > self.pressure_threshold_pa:
+            # the press granted by its own threshold; ours is stricter
+            self._send_release(reply.lease_id)
+            return self._refuse(f"press granted at {reply.pressure / 1e6:.3f} MPa, above the "
+                                f"arm's threshold {self.pressure_threshold_pa / 1e6:.3f} MPa")
+        period_s = max(0.05, min(reply.remaining, self.lease_duration_s) / 3.0)
+        with self._lock:
+            self._lease_id = int(reply.lease_id)
+            self._renew_timer = self._node.create_timer(period_s, self._renew,
+                                                        callback_group=self._group)
+        self.last_refusal = ""
+        self._log.info(f"zone lease {reply.lease_id} granted for {reply.remaining:.2f} s "
+                       f"(renewing every {period_s:.2f} s)")
+        self._notify()
+        return True
+
+    def zone_exit(self) -> None:
+        """Stop renewing and hand the lease back to the press."""
+        lease_id = self._drop_lease()
+        if lease_id is not None:
+            self._send_release(lease_id)
+            self._log.info(f"zone lease {lease_id} released")
+        self._notify()
+
+    def close(self) -> None:
+        """Release any lease and destroy the ROS entities of this client."""
+        self.zone_exit()
+        self._node.destroy_subscription(self._state_sub)
+        self._node.destroy_client(self._client)
+
+    # ----------------------------------------------------------------- internals
+    def _refuse(self, reason: str) -> bool:
+        self.last_refusal = reason
+        self._log.warning(f"press-zone entry refused: {reason}")
+        return False
+
+    def _notify(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    def _drop_lease(self) -> int | None:
+        with self._lock:
+            lease_id, self._lease_id = self._lease_id, None
+            self._renew_sent_s = None
+            timer, self._renew_timer = self._renew_timer, None
+        if timer is not None:
+            timer.cancel()
+            self._node.destroy_timer(timer)
+        return lease_id
+
+    def _call(self, request: ZoneLease.Request) -> ZoneLease.Response | None:
+        done = threading.Event()
+        future = self._client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(self.service_timeout_s):
+            self._client.remove_pending_request(future)
+            return None
+        return future.result()
+
+    def _send_release(self, lease_id: int) -> None:
+        if self._client.service_is_ready():
+            self._client.call_async(ZoneLease.Request(
+                operation=ZoneLease.Request.RELEASE, holder=self.holder, lease_id=lease_id))
+        else:
+            self._log.warning(f"press zone-lease service gone; lease {lease_id} will expire "
+                              "by itself")
+
+    def _renew(self) -> None:
+        """Renew the held lease (timer callback, non-blocking)."""
+        now_s = time.monotonic()
+        with self._lock:
+            lease_id, pending_since_s = self._lease_id, self._renew_sent_s
+            if lease_id is None:
+                return
+            if pending_since_s is None:
+                self._renew_sent_s = now_s
+        if pending_since_s is not None:
+            if now_s - pending_since_s > self.lease_duration_s:
+                self._lease_lost(f"the press did not answer the renewal of lease {lease_id} "
+                                 f"within {self.lease_duration_s} s; it has expired")
+            return
+        future = self._client.call_async(ZoneLease.Request(
+            operation=ZoneLease.Request.RENEW, holder=self.holder,
+            duration=self.lease_duration_s, lease_id=lease_id))
+        sent_s = now_s
+
+        def on_reply(fut) -> None:
+            with self._lock:
+                self._renew_sent_s = None
+                current = self._lease_id
+            reply = fut.result()
+            if current != lease_id or reply is None:
+                return
+            if not reply.granted:
+                self._lease_lost(f"press denied the renewal of lease {lease_id}: "
+                                 f"{reply.message}")
+            elif time.monotonic() - sent_s > self.lease_duration_s / 3.0:
+                self._log.warning(f"zone lease renewal took {time.monotonic() - sent_s:.2f} s")
+
+        future.add_done_callback(on_reply)
+
+    def _lease_lost(self, reason: str) -> None:
+        self._drop_lease()
+        self.lease_lost_reason = reason
+        self._log.error(f"zone lease lost while inside: {reason}")
+        self._notify()
+        if self._on_lease_lost is not None:
+            self._on_lease_lost(reason)
