@@ -178,6 +178,8 @@ class _GarbledReply(PressProtocolError):
 class ModbusPress(SupervisorySerialPress):
     """A press speaking the Modbus RTU register map above, through pymodbus's serial client."""
 
+    setpoint_decimals = None        # float32 setpoints: no rounding on the wire
+
     def __init__(
         self, port: str, *, baudrate: int = 115200, device_id: int = DEFAULT_DEVICE_ID, **kwargs
     ) -> None:

@@ -67,6 +67,8 @@ class PressCommandRangeError(PressError, ValueError):
 class SupervisorySerialPress(PressDriver):
     """A serial press with its own inner loop; subclasses implement the transport hooks."""
 
+    setpoint_decimals: int | None = 1   # wire resolution of the setpoint, MPa decimals; None: exact
+
     def __init__(
         self,
         *,
@@ -99,6 +101,7 @@ class SupervisorySerialPress(PressDriver):
         self._connected = False
         self._running = False
         self._ramp_mpa_s: float | None = None
+        self._setpoint_mpa: float | None = None
         self._fault_text = ""
 
     # ----- transport hooks (one round trip each; raise PressError subclasses) -----
@@ -178,7 +181,7 @@ class SupervisorySerialPress(PressDriver):
 
     def connect(self) -> None:
         """Open the port, identify the press and configure die, watchdog and hold time."""
-        self._close()
+        self._drop_link()
         self._open()
         self._connected = True
         try:
@@ -316,7 +319,13 @@ class SupervisorySerialPress(PressDriver):
         if self._ramp_mpa_s != round(ramp_mpa_s, 1):
             self._set_ramp(ramp_mpa_s)
             self._ramp_mpa_s = round(ramp_mpa_s, 1)
-        self._set_setpoint(setpoint_mpa)
+        # While running, an unchanged setpoint is not sent again: it would change nothing at
+        # the press and costs a round trip (16 ms on a USB adapter). read() feeds the watchdog.
+        wire_mpa = setpoint_mpa if self.setpoint_decimals is None \
+            else round(setpoint_mpa, self.setpoint_decimals)
+        if not (self._running and self._setpoint_mpa == wire_mpa):
+            self._set_setpoint(setpoint_mpa)
+            self._setpoint_mpa = wire_mpa
         if not self._running:
             self._go()
             self._running = True
