@@ -147,3 +147,17 @@ def test_encode_rows_is_the_inverse_of_decode_columns():
     assert [m.fluid_pressure for m in decoded] == values.tolist()
     assert [m.header.stamp.sec for m in decoded] == list(range(50))
     assert {m.header.frame_id for m in decoded} == {"gauge"}
+
+
+def test_bulk_batches_hold_the_same_messages_as_ordered_iteration(bag):
+    _, path, _ = bag
+    with open_bag(path) as b:
+        ordered: dict = {}
+        for topic, stamp, data in b.messages():
+            ordered.setdefault(topic, []).append((stamp, bytes(data)))
+        bulk: dict = {}
+        for batch in b.batches(batch_messages=1000):
+            for topic, (stamps, datas) in batch.items():
+                bulk.setdefault(topic, []).extend(zip(stamps, map(bytes, datas), strict=True))
+    assert {t: sorted(v) for t, v in bulk.items()} == {t: sorted(v) for t, v in ordered.items()}
+    assert sum(len(v) for v in bulk.values()) == b.message_count

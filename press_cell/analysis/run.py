@@ -138,9 +138,9 @@ class _ColumnCollector:
         self.receive: list[int] = []
         self.parts: list[dict[str, np.ndarray]] = []
 
-    def add(self, timestamp_ns: int, data: bytes) -> None:
-        self.raws.append(data)
-        self.receive.append(timestamp_ns)
+    def extend(self, stamps: list[int], datas: list[bytes]) -> None:
+        self.raws.extend(datas)
+        self.receive.extend(stamps)
         if len(self.raws) >= BATCH_MESSAGES:
             self._decode()
 
@@ -160,7 +160,15 @@ class _ColumnCollector:
         if not self.parts:
             names = [*self.mapping.values(), "time_s", "receive_time_s"]
             return {name: np.empty(0) for name in names}
-        return {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+        # Concatenate column by column, dropping the parts as we go: peak memory is the
+        # result plus one column, not twice the result.
+        columns = {k: np.concatenate([p.pop(k) for p in self.parts]) for k in list(self.parts[0])}
+        self.parts = []
+        receive = columns["receive_time_s"]
+        if len(receive) > 1 and (np.diff(receive) < 0).any():
+            order = np.argsort(receive, kind="stable")
+            columns = {k: v[order] for k, v in columns.items()}
+        return columns
 
 
 def _choose(bag: Bag, msgtype: str, namespace: str | None, problems: list[str]) -> str | None:
@@ -213,27 +221,30 @@ def load_run(path: str | Path, namespace: str | None = None) -> Run:
         records: list = []
         diagnostics: list[tuple[float, str, int, str]] = []
         undecodable: set[str] = set()
-        for topic, timestamp, data in bag.messages(wanted):
-            collector = by_topic.get(topic)
-            if collector is not None:
-                collector.add(timestamp, data)
-                continue
-            try:
-                msg = bag.deserialize(topic, data)
-            except Exception as exc:  # noqa: BLE001 - one bad message must not stop analysis
-                if topic not in undecodable:
-                    problems.append(f"{topic}: a message does not decode ({exc})")
-                    undecodable.add(topic)
-                continue
-            if topic in spectrum_topics:
-                spectra.append(_spectrum(msg, timestamp))
-            elif topic in record_topics:
-                records.append(msg)
-            else:
-                for status in msg.status:  # keep WARN (1), ERROR (2), STALE (3) only
-                    if int(status.level) != 0:
-                        diagnostics.append((timestamp * 1e-9, status.name, int(status.level),
-                                            status.message))
+        for batch in bag.batches(wanted):
+            for topic, (stamps, datas) in batch.items():
+                collector = by_topic.get(topic)
+                if collector is not None:
+                    collector.extend(stamps, datas)
+                    continue
+                for timestamp, data in zip(stamps, datas, strict=True):
+                    try:
+                        msg = bag.deserialize(topic, data)
+                    except Exception as exc:  # noqa: BLE001 - one bad message must not stop
+                        if topic not in undecodable:
+                            problems.append(f"{topic}: a message does not decode ({exc})")
+                            undecodable.add(topic)
+                        continue
+                    if topic in spectrum_topics:
+                        spectra.append(_spectrum(msg, timestamp))
+                    elif topic in record_topics:
+                        records.append(msg)
+                    else:
+                        for status in msg.status:  # keep WARN (1), ERROR (2), STALE (3)
+                            if int(status.level) != 0:
+                                diagnostics.append((timestamp * 1e-9, status.name,
+                                                    int(status.level), status.message))
+        spectra.sort(key=lambda sp: sp.time_s)
         columns = {key: c.result() for key, c in collectors.items()}
         problems.extend(p for p in bag.problems if p not in problems)
         run = Run(
