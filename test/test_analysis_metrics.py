@@ -116,3 +116,53 @@ def test_analysis_modules_never_import_rclpy():
             else:
                 continue
             assert not any(n.split(".")[0] == "rclpy" for n in names), path.name
+
+
+def test_cycle_cut_by_a_fault_still_gets_metrics_over_what_it_reached(tmp_path):
+    write_synthetic_run(tmp_path / "run", spec=SPEC)
+    run = load_run(tmp_path / "run")
+    state = run.press_state
+    hold_rows = np.flatnonzero(state["segment_index"] == 1)
+    cut = int(hold_rows[len(hold_rows) // 2])
+    state["phase"][cut:] = int(Phase.FAULT)
+    state["segment_index"][cut:] = -1
+    (result,) = run.cycle_results()
+    assert result.cycle.ended_by == "fault" and not result.cycle.completed
+    visited = state["pressure_pa"][hold_rows[0]:cut]
+    assert result.certificate.mean_hold_pressure == pytest.approx(visited.mean(), rel=1e-12)
+    assert result.certificate.hold_duration == pytest.approx(len(visited) * 0.002, rel=1e-6)
+    assert any("ended by fault" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_bag_from_another_rosbag2_writer_with_standard_types(tmp_path, storage):
+    """A lab's bag: rosbags' own writer (rosbag2 v8 layout), FluidPressure only."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    types = store.types
+    t = np.arange(0.0, 12.0, 0.002)
+    p = np.interp(t, [0, 1, 3, 8, 9, 12], [0, 0, 20e6, 20e6, 0, 0])
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(tmp_path / "lab", version=8, storage_plugin=plugin) as writer:
+        conn = writer.add_connection("/press/pressure", "sensor_msgs/msg/FluidPressure",
+                                     typestore=store)
+        for ti, pi in zip(t, p, strict=True):
+            ns = 1_700_000_000_000_000_000 + int(round(ti * 1e9))
+            msg = types["sensor_msgs/msg/FluidPressure"](
+                header=types["std_msgs/msg/Header"](
+                    stamp=types["builtin_interfaces/msg/Time"](sec=ns // 10**9,
+                                                               nanosec=ns % 10**9),
+                    frame_id="gauge"),
+                fluid_pressure=pi, variance=0.0)
+            writer.write(conn, ns, store.serialize_cdr(msg, conn.msgtype))
+    run = load_run(tmp_path / "lab")
+    assert run.problems == []
+    assert run.info.cell_id == ""            # no press_cell metadata: empty, not an error
+    (result,) = run.cycle_results()
+    assert result.certificate.peak_pressure == pytest.approx(20e6)
+    # In the 2 % band from 19.6 MPa on the ramp (0.04 s) until 19.6 MPa on the release (0.02 s).
+    assert result.certificate.hold_duration == pytest.approx(5.0 + 0.04 + 0.02, abs=0.005)
+    assert result.certificate.ramp_rate_achieved == pytest.approx(10e6, rel=1e-6)
+    assert result.extra["release_rate_pa_s"] == pytest.approx(20e6, rel=1e-6)

@@ -150,12 +150,16 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
     return segments, start_pa
 
 
-def _loop_timing(run: Run, end_s: float) -> LoopTiming | None:
-    """Return the last ControllerTiming at or before ``end_s`` as a ``LoopTiming``."""
+def _loop_timing(run: Run, receive_end_s: float) -> LoopTiming | None:
+    """Return the last ControllerTiming received by ``receive_end_s`` as a ``LoopTiming``.
+
+    Receive times (one recorder clock) align topics whose header stamps may come from
+    different clocks.
+    """
     timing = run.timing
     if timing is None or not len(timing["time_s"]):
         return None
-    k = int(np.searchsorted(timing["time_s"], end_s, side="right")) - 1
+    k = int(np.searchsorted(timing["receive_time_s"], receive_end_s, side="right")) - 1
     if k < 0:
         return None
     names = {f.name for f in dataclasses.fields(LoopTiming)}
@@ -203,6 +207,17 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
                      "of each level (PressState carries no tolerance)")
     else:
         start_pa = max(0.0, float(trace.setpoint_pa[0]))
+    if not cycle.completed and (segments[-1].kind != "release"
+                                or segments[-1].target_pressure_pa != 0.0):
+        # An aborted cycle's profile stops part-way; close it with a release so the profile is
+        # valid. Figures of the visited segments are unaffected; segments never reached are
+        # unknown, so the principal hold is the longest *visited* hold.
+        last_rate = max((s.rate_pa_s for s in segments if s.kind != "hold"), default=1e6)
+        level = segments[-1].target_pressure_pa
+        if level > 0.0:
+            segments = [*segments, Segment("release", 0.0, last_rate, level / last_rate,
+                                           tolerance_frac * level)]
+        notes.append(f"cycle ended by {cycle.ended_by}: certificate over the segments reached")
     try:
         profile = PressProfile(segments, start_pressure_pa=start_pa)
     except ProfileError as exc:
@@ -215,7 +230,7 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
                 "part_id": info.cell_id}
         notes.append("no CellRecord certificate for this cycle: ids from the bag metadata, "
                      "recipe hash from the profile")
-    timing = _loop_timing(run, cycle.end_s)
+    timing = _loop_timing(run, float(state["receive_time_s"][cycle.stop - 1]))
     if timing is None:
         notes.append("no ControllerTiming recorded: loop timing left empty")
     certificate = compute_certificate(trace, profile, area, loop_timing=timing, **meta)
