@@ -1,0 +1,138 @@
+"""In-process bringup: the nodes of one cell, with the same parameter files as the launch files.
+
+This is the path for machines without ``ros2 launch`` (the PyPI wheels do not ship ``launch``):
+it reads the same ``config/<node>.yaml`` ROS parameter files that ``launch/cell.launch.py``
+passes, builds the nodes in one process under one namespace, brings the lifecycle nodes to
+active (``autostart``), and spins them on one MultiThreadedExecutor in a background thread.
+"""
+
+import importlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
+
+from press_cell.config_files import config_dir
+
+_LOG = logging.getLogger(__name__)
+
+# node name -> (module, class); the order is the start order (devices before the coordinator).
+NODE_CLASSES = {
+    "press": ("press_cell.nodes.press_node", "PressNode"),
+    "arm": ("press_cell.nodes.arm_node", "ArmNode"),
+    "impedance": ("press_cell.nodes.impedance_node", "ImpedanceNode"),
+    "recorder": ("press_cell.nodes.recorder_node", "RecorderNode"),
+    "coordinator": ("press_cell.nodes.coordinator_node", "CoordinatorNode"),
+}
+
+
+class BringupError(RuntimeError):
+    """The cell could not be brought up (unknown node, bad parameter file, failed activate)."""
+
+
+@dataclass
+class BringupConfig:
+    """What to start: node names, namespace, parameter files and per-node overrides."""
+
+    namespace: str = ""
+    nodes: tuple = tuple(NODE_CLASSES)
+    params_dir: Path = None                 # folder of <node>.yaml files (default: shipped)
+    overrides: dict = field(default_factory=dict)   # node -> {param: value}
+    threads: int = 8
+
+
+def load_node_parameters(path: Path, node_name: str, namespace: str = "") -> list:
+    """Return the parameters a ROS params file gives ``node_name`` (wildcards honoured)."""
+    if not Path(path).is_file():
+        return []
+    try:
+        messages = parameter_dict_from_yaml_file(str(path), use_wildcard=True,
+                                                 target_nodes=[node_name], namespace=namespace)
+    except (RuntimeError, ValueError) as exc:
+        raise BringupError(f"parameter file {path}: {exc}") from exc
+    return [Parameter.from_parameter_msg(msg) for msg in messages.values()]
+
+
+class CellBringup:
+    """Start, spin and stop the nodes of one cell in this process."""
+
+    def __init__(self, config: BringupConfig, context=None) -> None:
+        """Prepare (nothing starts until ``start``)."""
+        unknown = [n for n in config.nodes if n not in NODE_CLASSES]
+        if unknown:
+            raise BringupError(f"unknown node(s) {unknown}; known: {list(NODE_CLASSES)}")
+        self.config = config
+        self.context = context
+        self.nodes = {}
+        self._executor = None
+        self._thread = None
+
+    def _parameters(self, name: str) -> list:
+        params_dir = Path(self.config.params_dir or config_dir())
+        ns = self.config.namespace if self.config.namespace.startswith("/") or \
+            not self.config.namespace else "/" + self.config.namespace
+        params = load_node_parameters(params_dir / f"{name}.yaml", name, ns)
+        overrides = dict(self.config.overrides.get(name, {}))
+        params = [p for p in params if p.name not in overrides]
+        params += [Parameter(key, value=value) for key, value in overrides.items()]
+        return params
+
+    def start(self) -> None:
+        """Build every node, bring lifecycle nodes to active, and spin in a thread."""
+        self._executor = MultiThreadedExecutor(num_threads=self.config.threads,
+                                               context=self.context)
+        for name in self.config.nodes:
+            module_name, class_name = NODE_CLASSES[name]
+            cls = getattr(importlib.import_module(module_name), class_name)
+            node = cls(namespace=self.config.namespace or None, context=self.context,
+                       parameter_overrides=self._parameters(name))
+            self.nodes[name] = node
+            self._executor.add_node(node)
+        self._thread = threading.Thread(target=self._spin, name="bringup-executor", daemon=True)
+        self._thread.start()
+        for name, node in self.nodes.items():
+            if hasattr(node, "trigger_configure") and not self._autostarted(node):
+                self._activate(name, node)
+
+    @staticmethod
+    def _autostarted(node) -> bool:
+        try:
+            return bool(node.get_parameter("autostart").value)
+        except rclpy.exceptions.ParameterNotDeclaredException:
+            return False
+
+    @staticmethod
+    def _activate(name, node) -> None:
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        for transition in (node.trigger_configure, node.trigger_activate):
+            if transition() != TransitionCallbackReturn.SUCCESS:
+                raise BringupError(f"node {name!r}: {transition.__name__} failed (see its log)")
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except rclpy.executors.ExternalShutdownException:
+            pass
+
+    def stop(self) -> None:
+        """Deactivate lifecycle nodes (press released first), destroy nodes, stop spinning."""
+        for name in reversed(list(self.nodes)):
+            node = self.nodes[name]
+            shutdown = getattr(node, "trigger_shutdown", None)
+            if shutdown is not None:
+                try:
+                    shutdown()
+                except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                    _LOG.error("node %s did not shut down cleanly: %s", name, exc)
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=5.0)
+        for node in self.nodes.values():
+            node.destroy_node()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self.nodes = {}
