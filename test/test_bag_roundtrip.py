@@ -161,3 +161,30 @@ def test_bulk_batches_hold_the_same_messages_as_ordered_iteration(bag):
                 bulk.setdefault(topic, []).extend(zip(stamps, map(bytes, datas), strict=True))
     assert {t: sorted(v) for t, v in bulk.items()} == {t: sorted(v) for t, v in ordered.items()}
     assert sum(len(v) for v in bulk.values()) == b.message_count
+
+
+@pytest.mark.parametrize(("plugin", "mode"), [("SQLITE3", "FILE"), ("MCAP", "MESSAGE"),
+                                               ("MCAP", "STORAGE")])
+def test_compressed_bags_from_other_writers_load(tmp_path, plugin, mode):
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+    store = press_cell_typestore()
+    types = store.types
+    writer = Writer(tmp_path / "z", version=9, storage_plugin=StoragePlugin[plugin])
+    writer.set_compression(CompressionMode[mode], CompressionFormat.ZSTD)
+    with writer:
+        conn = writer.add_connection("/cell/press/pressure", "sensor_msgs/msg/FluidPressure",
+                                     typestore=store)
+        for k in range(300):
+            msg = types["sensor_msgs/msg/FluidPressure"](
+                header=types["std_msgs/msg/Header"](
+                    stamp=types["builtin_interfaces/msg/Time"](sec=100 + k // 100,
+                                                               nanosec=(k % 100) * 10**7),
+                    frame_id="gauge"),
+                fluid_pressure=1e6 * k, variance=0.0)
+            writer.write(conn, (100 * 10**9) + k * 10**7, store.serialize_cdr(msg, conn.msgtype))
+    from press_cell.analysis.run import load_run
+
+    run = load_run(tmp_path / "z")
+    assert run.problems == []
+    assert run.pressure["pressure_pa"].tolist() == [1e6 * k for k in range(300)]

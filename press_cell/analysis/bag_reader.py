@@ -156,13 +156,19 @@ class Bag:
                         yield from _sqlite_batches(conn, rows, wanted, batch_messages)
                     finally:
                         conn.close()
-            else:  # pragma: no cover - every source above has a storage file
+            else:  # compressed bags: let rosbags decompress, message by message
                 batch: dict[str, RawBatch] = {}
+                pending = 0
                 for topic, timestamp, data in self.messages(wanted):
                     stamps, datas = batch.setdefault(topic, ([], []))
                     stamps.append(timestamp)
                     datas.append(data)
-                yield batch
+                    pending += 1
+                    if pending >= batch_messages:
+                        yield batch
+                        batch, pending = {}, 0
+                if pending:
+                    yield batch
         except (sqlite3.Error, OSError, ValueError, KeyError, struct.error,
                 zstandard.ZstdError) as exc:
             problem = f"reading stopped early: {type(exc).__name__}: {exc}"
@@ -543,15 +549,30 @@ def _open_complete(path: Path) -> Bag:
         )
     custom = getattr(reader.storage, "metadata", None)
     custom_data = dict(getattr(custom, "custom", None) or {})
-    storage = "mcap" if any(path.glob("*.mcap")) or path.suffix == ".mcap" else "sqlite3"
+    storage_id = path.suffix.lstrip(".") if path.is_file() else _storage_identifier(path)
+    storage = "sqlite3" if storage_id in ("db3", "sqlite3") else "mcap"
+    # File- or message-compressed bags are read through rosbags (it decompresses); the bulk
+    # path reads plain storage files only.
+    plain = not reader.compression_mode
     typestore, problems = build_typestore(topics)
     return Bag(
         path=path, storage=storage, topics=topics, custom_data=custom_data,
         start_ns=reader.start_time if reader.message_count else 0,
         end_ns=reader.end_time if reader.message_count else 0,
         typestore=typestore, problems=problems, _source=source,
-        storage_files=_storage_files(path),
+        storage_files=_storage_files(path) if plain else [],
     )
+
+
+def _storage_identifier(path: Path) -> str:
+    """Return ``storage_identifier`` from a bag directory's metadata.yaml ("" if unreadable)."""
+    import yaml
+
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        return str(info.get("storage_identifier", ""))
+    except Exception:  # noqa: BLE001 - rosbags already read it; this is a second look
+        return ""
 
 
 def _read_custom_data(path: Path, problems: list[str]) -> dict[str, str]:
