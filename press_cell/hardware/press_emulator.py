@@ -63,8 +63,8 @@ _LOG = logging.getLogger("press_emulator")
 
 HOLD_BAND_FRACTION = 0.01       # press's own hold band: +-1 % of setpoint [est]
 HOLD_BAND_MIN_FRACTION_FS = 0.001  # ... but never tighter than 0.1 % of load-cell FS [est]
-LOADED_FRACTION_FS = 0.02       # above 2 % FS the press counts as loaded (watchdog armed)
-UNLOADED_FRACTION_FS = 0.01     # UNLOAD ends below 1 % FS
+LOADED_FRACTION_FS = 0.02       # above 2 % FS the press counts as loaded, watchdog armed [est]
+UNLOADED_FRACTION_FS = 0.01     # UNLOAD ends below 1 % FS [est]
 DEFAULT_MODEL = "PC-EMU-1"
 
 
@@ -429,8 +429,9 @@ class FaultyLine:
         with self.lock:
             if not self.hung_up:
                 self.hung_up = True
+                # Close the master only: the slave fd we keep reserves the pty number, so no
+                # new pty (of another emulator) appears under this path while a driver retries.
                 os.close(self.host_master)
-                os.close(self._slaves[0])
         os.write(self._wake_w, b"x")
 
     def close(self) -> None:
@@ -440,9 +441,9 @@ class FaultyLine:
         if self.thread.is_alive():
             self.thread.join(timeout=1.0)
         with self.lock:
-            fds = [self.device_master, self._slaves[1], self._wake_r, self._wake_w]
+            fds = [self.device_master, *self._slaves, self._wake_r, self._wake_w]
             if not self.hung_up:
-                fds += [self.host_master, self._slaves[0]]
+                fds.append(self.host_master)
                 self.hung_up = True
         for fd in fds:
             try:

@@ -57,7 +57,7 @@ FAULT_TEXT = {
     FaultCode.OVERTRAVEL: "ram over-travel",
     FaultCode.DEVICE: "internal press fault",
 }
-UNLOADED_FRACTION_OF_FS = 0.02      # self_check: |force| below 2 % of full scale counts as unloaded
+UNLOADED_FRACTION_OF_FS = 0.02  # self_check: |force| < 2 % FS is unloaded (as SimulatedPress) [est]
 
 
 class PressCommandRangeError(PressError, ValueError):
@@ -255,7 +255,7 @@ class SupervisorySerialPress(PressDriver):
             raise PressDeviceFault("press reports a failed load cell (status flag SENSOR)")
         limit_kn = UNLOADED_FRACTION_OF_FS * self.capabilities.force_full_scale_n * 1e-3
         if abs(state.load.force_kn) > limit_kn or state.phase in (Phase.RAMP, Phase.HOLD):
-            raise PressError(
+            raise PressDeviceFault(
                 f"press is not unloaded: {state.load.force_kn:.3f} kN in phase "
                 f"{state.phase.name} (allowed: |force| <= {limit_kn:.3f} kN, phase IDLE/VENTED)"
             )
