@@ -40,6 +40,9 @@ class RecordingPress(SupervisorySerialPress):
     def _configure(self, die_mm, watchdog_ms):
         self.sent.append(("configure", die_mm, watchdog_ms))
 
+    def _set_die(self, die_mm):
+        self.sent.append(("die", round(die_mm, 3)))
+
     def _load(self):
         return LoadReply(1.0, 5.9, 0.1, self.flags)
 
@@ -147,3 +150,16 @@ def test_reconnect_backs_off_exponentially_up_to_the_cap(press, monkeypatch):
     assert not press.is_connected
     with pytest.raises(PressConnectionError, match="link is down"):
         press.read()
+
+
+def test_a_new_die_is_sent_and_used_for_the_next_conversion(press):
+    press.command_setpoint(100e6 * AREA_M2, 50e6 * AREA_M2)
+    press.flags = StatusFlag(0)
+    press.read()
+    press.set_die_diameter(0.010)
+    press.sent.clear()
+    press.command_setpoint(100e6 * AREA_M2, 50e6 * AREA_M2)
+    area_10_m2 = math.pi * 0.010**2 / 4
+    assert press.sent[1] == ("setpoint", pytest.approx(100.0 * AREA_M2 / area_10_m2, abs=1e-3))
+    with pytest.raises(PressCommandRangeError, match="0.001-0.099999 m"):
+        press.set_die_diameter(0.5)

@@ -93,6 +93,9 @@ def test_connect_reports_a_supervisory_press_and_self_check_passes(rig):
     assert caps.stroke_m > 0 and 0 < caps.max_read_rate_hz <= 200
     rig.press.self_check()
     assert rig.press.state().die_mm == pytest.approx(13.0)
+    rig.press.set_die_diameter(0.010)
+    assert rig.press.state().die_mm == pytest.approx(10.0)
+    rig.press.set_die_diameter(DIE_M)
     with pytest.raises(PressModeError, match="SUPERVISORY"):
         rig.press.command_valve(0.5)
 

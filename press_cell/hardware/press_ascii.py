@@ -150,6 +150,10 @@ class AsciiSerialPress(SupervisorySerialPress):
         self._expect(Command(CommandName.WATCHDOG, round(watchdog_ms)), OkReply)
         self._expect(Command(CommandName.HOLD, 0), OkReply)
 
+    def _set_die(self, die_mm: float) -> None:
+        """Send ``DD``."""
+        self._expect(Command(CommandName.DIE, die_mm), OkReply)
+
     def _load(self) -> LoadReply:
         """Send ``?``."""
         return self._expect(Command(CommandName.LOAD), LoadReply)

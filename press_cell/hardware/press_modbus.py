@@ -333,6 +333,10 @@ class ModbusPress(SupervisorySerialPress):
         self._write_float(HoldingRegister.HOLD_S, 0.0)
         self._write_u16(HoldingRegister.WATCHDOG_MS, round(watchdog_ms))
 
+    def _set_die(self, die_mm: float) -> None:
+        """Write DIE_MM."""
+        self._write_float(HoldingRegister.DIE_MM, die_mm)
+
     def _load_from(self, regs: list[int]) -> LoadReply:
         """Decode force, pressure, position and status from registers 0..6."""
         return LoadReply(

@@ -64,6 +64,14 @@ class PressCommandRangeError(PressError, ValueError):
     """A setpoint or ramp cannot be expressed in the protocol (negative, above rating, ...)."""
 
 
+def _check_die(die_diameter_m: float) -> None:
+    """Raise PressCommandRangeError unless the die fits the protocol's DD field."""
+    if not 0.001 <= die_diameter_m <= 0.099999:
+        raise PressCommandRangeError(
+            f"die_diameter_m={die_diameter_m!r} outside the protocol range 0.001-0.099999 m"
+        )
+
+
 class SupervisorySerialPress(PressDriver):
     """A serial press with its own inner loop; subclasses implement the transport hooks."""
 
@@ -80,10 +88,7 @@ class SupervisorySerialPress(PressDriver):
         reconnect_base_delay_s: float = 0.05,
         reconnect_max_delay_s: float = 1.0,
     ) -> None:
-        if not 0.001 <= die_diameter_m <= 0.099999:
-            raise PressCommandRangeError(
-                f"die_diameter_m={die_diameter_m!r} outside the protocol range 0.001-0.099999 m"
-            )
+        _check_die(die_diameter_m)
         if not timeout_s > 0.0:
             raise PressCommandRangeError(f"timeout_s must be > 0, got {timeout_s!r}")
         if not (watchdog_s == 0.0 or 0.05 <= watchdog_s <= 9.999):
@@ -120,6 +125,10 @@ class SupervisorySerialPress(PressDriver):
     @abstractmethod
     def _configure(self, die_mm: float, watchdog_ms: float) -> None:
         """Set die diameter (mm), comms watchdog (ms, 0 = off) and hold time 0 (hold until S)."""
+
+    @abstractmethod
+    def _set_die(self, die_mm: float) -> None:
+        """Set the die diameter, mm."""
 
     @abstractmethod
     def _load(self) -> LoadReply:
@@ -264,6 +273,18 @@ class SupervisorySerialPress(PressDriver):
                 f"press converts with a {state.die_mm:.3f} mm die, driver expects "
                 f"{self.die_diameter_m * 1e3:.3f} mm"
             )
+
+    def set_die_diameter(self, die_diameter_m: float) -> None:
+        """Tell the press another die (m) for its MPa <-> N conversion; refused while loaded.
+
+        Forces stay exact whatever die is set (driver and press convert with the same one);
+        the die matters for the pressure the press displays and reports.
+        """
+        _check_die(die_diameter_m)
+        if self._connected:
+            self._set_die(die_diameter_m * 1e3)
+            self._setpoint_mpa = None
+        self.die_diameter_m = float(die_diameter_m)
 
     def state(self) -> StateReply:
         """Return the press's full state (phase, setpoint in MPa, fault code, ...), lab units."""
