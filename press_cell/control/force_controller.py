@@ -1,0 +1,338 @@
+"""Die-pressure controllers: closed loop through a proportional valve, or supervisory streaming.
+
+``ForceController`` (``PressMode.VALVE``) is a two-degree-of-freedom PI controller built on
+the hydraulic model every lab press shares: the valve demand ``u`` sets the oil flow through a
+first-order lag ``valve_tau_s``, and the flow raises the force at ``plant_gain_n_s`` (force
+rate at full demand on a stiff load), so die pressure obeys ``dp/dt = G_pa * lag(u)`` with
+``G_pa = plant_gain_n_s / contact_area_m2``. Per cycle:
+
+1. Reference model: the reference ``p_ref`` follows the setpoint through the same first-order
+   lag the valve has. The feed-forward ``u_ff = setpoint_rate / G_pa`` then makes a perfect
+   plant follow ``p_ref`` exactly, so the feedback only corrects model error (leak, creep,
+   specimen compliance, calibration of ``G``) instead of fighting the valve lag; that is what
+   keeps the ramp end free of overshoot.
+2. Hold feed-forward: the press leaks in proportion to its load (``leak_tau_s``), so the
+   demand ``p / (leak_tau_s * G_pa)`` is added during every segment.
+3. PI on ``e = p_ref - p``; the integrator is the running estimate of everything the model
+   does not know (creep of the foil, extra leak) and is exposed as ``disturbance_rate_pa_s``.
+   Anti-windup: conditional integration (no integration while saturated in the direction of
+   the error) plus back-calculation of the clamp excess.
+4. Overshoot guard: when the measured pressure is within ``approach_band_fraction`` of the
+   setpoint and the predicted pressure once the valve settles (``p + valve_tau_s * G_pa *
+   valve_state``) is above the reference, positive demand is withheld.
+5. Output clamp to ``[demand_min, demand_max]`` (validated subset of [-1, 1]).
+
+Default gains: crossover ``kp = 0.5 / valve_tau_s`` rad/s (about 60 deg of phase margin
+against the valve lag) and the PI zero a quarter of the crossover [est, classic symmetric
+optimum-style placement]. ``reset`` per goal; all methods except the constructor are
+allocation-light and safe to call from the control loop.
+
+``SupervisoryStreamer`` (``PressMode.SUPERVISORY``) is for presses with their own inner loop:
+it converts the setpoint and its rate to force and a ramp rate and decides when to stream
+(50-200 Hz, DESIGN.md section 5).
+"""
+
+import math
+from dataclasses import dataclass
+
+
+class GainsError(ValueError):
+    """A controller gain or clamp is out of its allowed range."""
+
+
+@dataclass(frozen=True)
+class ControllerGains:
+    """Gains of ``ForceController``; pressure-domain gains are independent of the contact area."""
+
+    plant_gain_n_s: float = 5.0e4       # force rate at full demand on a stiff load, N/s; identify
+    #                                     per press (step test) [est default: 100 kN/mm frame x
+    #                                     0.5 mm/s pump, press_cell.physics.hydraulics defaults]
+    valve_tau_s: float = 0.25           # valve + ram lag, s [est, SCIENCE.md 0.2-1 s]
+    leak_tau_s: float = 1000.0          # leak-down time constant, s (inf = no leak FF) [est]
+    kp_per_s: float = math.nan          # Pa/s of rate per Pa of error; NaN -> 0.5 / valve_tau_s
+    ki_per_s2: float = math.nan         # Pa/s of rate per Pa*s of error; NaN -> kp^2 / 4
+    kaw_per_s: float = math.nan         # back-calculation gain, 1/s; NaN -> kp
+    feedforward: float = 1.0            # fraction of the setpoint rate fed forward, 1
+    estimator_window_s: float = 0.1     # plant-gain regression window, s [est]
+    estimator_forget_s: float = 0.5     # plant-gain forgetting time, s [est]
+    estimator_min_fraction: float = 1e-2    # lowest plant gain / rigid-load gain, 1 [est]
+    guard_band_fraction: float = 0.005  # overshoot guard band / setpoint, 1 [est: the hold band]
+    guard_min_pa: float = 0.05e6        # overshoot guard band floor, Pa [est: ~2 sigma of a
+    #                                     100 kN cell's noise on a 12.7 mm face]
+    ramp_demand_ratio: float = 60.0     # ramp demand cap / stiff-load ramp demand, 1 [est: a
+    #                                     yielding Li foil needs ~5x, loose powder ~30x]
+    approach_demand: float = 0.02       # pumping demand while closing the gap to contact, 1
+    #                                     [est: 10 um/s on the default 0.5 mm/s pump, so touching
+    #                                     a stiff part raises ~1 kN/s until the loop takes over]
+    demand_min: float = -1.0            # output clamp, 1
+    demand_max: float = 1.0             # output clamp, 1
+
+    def __post_init__(self) -> None:
+        """Fill defaults derived from the valve lag and validate every field."""
+        def positive(name):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0.0):
+                raise GainsError(f"{name}={value!r} must be a finite number > 0")
+        positive("plant_gain_n_s")
+        positive("valve_tau_s")
+        if not (self.leak_tau_s > 0.0):
+            raise GainsError(f"leak_tau_s={self.leak_tau_s!r} must be > 0 (inf disables the "
+                             "leak feed-forward)")
+        if math.isnan(self.kp_per_s):
+            object.__setattr__(self, "kp_per_s", 0.5 / self.valve_tau_s)
+        if math.isnan(self.ki_per_s2):
+            object.__setattr__(self, "ki_per_s2", self.kp_per_s ** 2 / 4.0)
+        if math.isnan(self.kaw_per_s):
+            object.__setattr__(self, "kaw_per_s", self.kp_per_s)
+        positive("kp_per_s")
+        for name in ("ki_per_s2", "kaw_per_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise GainsError(f"{name}={value!r} must be a finite number >= 0")
+        if self.kp_per_s * self.valve_tau_s > 2.0:
+            raise GainsError(
+                f"kp_per_s={self.kp_per_s:g} with valve_tau_s={self.valve_tau_s:g} s leaves "
+                "almost no phase margin; allowed is kp_per_s * valve_tau_s <= 2")
+        if not 0.0 <= self.feedforward <= 1.5:
+            raise GainsError(f"feedforward={self.feedforward!r} must be in [0, 1.5]")
+        for name in ("estimator_window_s", "estimator_forget_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 < value <= 10.0):
+                raise GainsError(f"{name}={value!r} must be in (0, 10] s")
+        if not 0.0 < self.estimator_min_fraction < 1.0:
+            raise GainsError(f"estimator_min_fraction={self.estimator_min_fraction!r} must be "
+                             "in (0, 1)")
+        if not (math.isfinite(self.ramp_demand_ratio) and self.ramp_demand_ratio >= 1.0):
+            raise GainsError(f"ramp_demand_ratio={self.ramp_demand_ratio!r} must be >= 1")
+        if not 0.0 < self.approach_demand <= 0.5:
+            raise GainsError(f"approach_demand={self.approach_demand!r} must be in (0, 0.5]")
+        if not (-1.0 <= self.demand_min < 0.0 < self.demand_max <= 1.0):
+            raise GainsError(
+                f"demand clamp [{self.demand_min!r}, {self.demand_max!r}] must satisfy "
+                "-1 <= demand_min < 0 < demand_max <= 1")
+
+
+class PlantGainEstimator:
+    """Running estimate of the pressure rate per unit valve flow (Pa/s per unit demand).
+
+    The specimen sets how much of the oil flow turns into pressure: a stiff pellet near its
+    final density converts almost all of it, a foil that is still thinning or a powder that is
+    still densifying only part. The estimator regresses the pressure change over a window on the
+    integral of the modelled valve opening over the same window, ``dp = G * int(s dt)``, with
+    exponential forgetting, separately for pumping (``int s dt > 0``) and bleeding, because
+    loading a compacting powder is soft while unloading it is elastic and stiff. Samples are
+    weighted by the squared excitation, so a quiet hold leaves the estimate where the ramp put
+    it. The estimate is clamped to [``min_fraction``, 2] x the rigid-load gain. Loop-safe.
+    """
+
+    def __init__(self, rigid_gain_pa_s: float, window: int, forget_time_s: float,
+                 min_fraction: float, min_excitation: float = 5e-4) -> None:
+        """Start at the rigid-load gain (Pa/s); ``window`` in samples, forgetting time in s.
+
+        ``min_excitation`` is the mean valve opening over the window below which nothing is
+        learnt.
+        """
+        self.rigid_gain_pa_s = rigid_gain_pa_s
+        self.min_excitation = min_excitation
+        self.window = max(2, int(window))
+        self.forget_time_s = forget_time_s
+        self.min_gain_pa_s = min_fraction * rigid_gain_pa_s
+        self.max_gain_pa_s = 2.0 * rigid_gain_pa_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history; both estimates back to the rigid-load gain (loop-safe)."""
+        self._p = [0.0] * self.window
+        self._s = [0.0] * self.window
+        self._count = 0
+        self._flow = 0.0
+        # Prior weight: as much as 5 ms of full-demand pumping, so real data dominates fast.
+        prior = (5e-3) ** 2
+        self._num = [prior * self.rigid_gain_pa_s, prior * self.rigid_gain_pa_s]
+        self._den = [prior, prior]
+        self.gain_up_pa_s = self.rigid_gain_pa_s
+        self.gain_down_pa_s = self.rigid_gain_pa_s
+
+    def update(self, pressure_pa: float, valve_state: float, leak_rate_pa_s: float,
+               dt_s: float, learn: bool) -> None:
+        """Add one sample: measured pressure (Pa), modelled valve opening, known leak (Pa/s).
+
+        With ``learn`` false (holds) the history is kept but the estimates stay frozen.
+        """
+        # Flow integral with the known leak folded in, in "demand seconds".
+        self._flow += valve_state * dt_s - leak_rate_pa_s * dt_s / self.rigid_gain_pa_s
+        i = self._count % self.window
+        old_p, old_s = self._p[i], self._s[i]
+        self._p[i], self._s[i] = pressure_pa, self._flow
+        self._count += 1
+        if self._count <= self.window:
+            return
+        dp = pressure_pa - old_p
+        ds = self._flow - old_s
+        # Learn only while the setpoint moves and the valve is open enough for the pressure
+        # change to stand out of the sensor noise; in a hold the regression would fit noise.
+        if not learn or abs(ds) < self.min_excitation * self.window * dt_s:
+            return
+        k = 0 if ds > 0.0 else 1
+        lam = math.exp(-dt_s / self.forget_time_s)
+        self._num[k] = lam * self._num[k] + ds * dp
+        self._den[k] = lam * self._den[k] + ds * ds
+        # Keep a trickle of the prior so the ratio stays defined after long quiet spells.
+        gain = self._num[k] / self._den[k] if self._den[k] > 0.0 else self.rigid_gain_pa_s
+        gain = min(self.max_gain_pa_s, max(self.min_gain_pa_s, gain))
+        if k == 0:
+            self.gain_up_pa_s = gain
+        else:
+            self.gain_down_pa_s = gain
+
+
+class ForceController:
+    """Two-degree-of-freedom PI die-pressure controller driving a proportional valve."""
+
+    def __init__(self, gains: ControllerGains, contact_area_m2: float, rate_hz: float = 1000.0
+                 ) -> None:
+        """Build the controller for one contact area (m^2) and loop rate (Hz); not loop-safe."""
+        if not (math.isfinite(contact_area_m2) and contact_area_m2 > 0.0):
+            raise GainsError(f"contact_area_m2={contact_area_m2!r} must be a finite value > 0")
+        if not (math.isfinite(rate_hz) and rate_hz > 0.0):
+            raise GainsError(f"rate_hz={rate_hz!r} must be a finite value > 0")
+        self.gains = gains
+        self.contact_area_m2 = float(contact_area_m2)
+        # Pressure rate at full demand on a stiff load, Pa/s.
+        self.plant_gain_pa_s = gains.plant_gain_n_s / self.contact_area_m2
+        self.estimator = PlantGainEstimator(
+            self.plant_gain_pa_s, window=round(gains.estimator_window_s * rate_hz),
+            forget_time_s=gains.estimator_forget_s, min_fraction=gains.estimator_min_fraction)
+        self.reset(0.0)
+
+    def reset(self, measured_pa: float = 0.0, keep_valve: bool = False) -> None:
+        """Start a new goal from the measured pressure (bumpless): clear integrator and model.
+
+        ``keep_valve`` keeps the modelled valve opening (handing over from the approach, when
+        the valve is still open). Loop-safe.
+        """
+        self.reference_pa = float(measured_pa) if math.isfinite(measured_pa) else 0.0
+        self.integral = 0.0
+        self._segment_integral = 0.0
+        self._last_rate_pa_s = 0.0
+        if not keep_valve:
+            self.valve_state = 0.0
+            self.demand = 0.0
+        self.saturated = False
+        self.guarding = False
+        self.estimator.reset()
+
+    def approach(self, dt_s: float) -> float:
+        """Return the constant approach demand used until the ram touches the part (loop-safe).
+
+        Nothing is integrated or learnt: with a gap, pressure does not respond to flow.
+        """
+        demand = min(self.gains.approach_demand, self.gains.demand_max)
+        if dt_s > 0.0:
+            self.valve_state += (demand - self.valve_state) * (
+                1.0 - math.exp(-dt_s / self.gains.valve_tau_s))
+        self.demand = demand
+        return demand
+
+    @property
+    def disturbance_rate_pa_s(self) -> float:
+        """Return the integrator's estimate of unmodelled pressure loss (creep, leak), Pa/s."""
+        return self.integral * self.estimator.gain_up_pa_s
+
+    def hold_demand(self, measured_pa: float) -> float:
+        """Return the demand needed just to hold ``measured_pa`` (leak FF + integral), 1."""
+        leak = max(measured_pa, 0.0) / self.gains.leak_tau_s if math.isfinite(measured_pa) else 0.0
+        return leak / self.estimator.gain_up_pa_s + self.integral
+
+    def compute(self, setpoint_pa: float, measured_pa: float, setpoint_rate_pa_s: float,
+                dt_s: float) -> float:
+        """Return the valve demand in [demand_min, demand_max] for this cycle (loop-safe).
+
+        ``setpoint_pa`` and ``measured_pa`` are die pressures (Pa), ``setpoint_rate_pa_s`` the
+        slope of the setpoint (Pa/s), ``dt_s`` the measured time since the last call (s). A
+        non-finite measurement or a non-positive dt returns 0 (hold the valve) without touching
+        the integrator; the safety supervisor is responsible for acting on a bad sensor.
+        """
+        g = self.gains
+        if not (math.isfinite(measured_pa) and math.isfinite(setpoint_pa) and dt_s > 0.0):
+            self.demand = 0.0
+            return 0.0
+        rate = setpoint_rate_pa_s if math.isfinite(setpoint_rate_pa_s) else 0.0
+        if rate != self._last_rate_pa_s:
+            # Segment boundary. What the integrator learnt while the setpoint was moving made up
+            # for feed-forward error (a gain estimate still catching up); once the setpoint
+            # stops, that correction would push the pressure past the target, so drop it.
+            if self._last_rate_pa_s != 0.0:
+                self.integral = self._segment_integral
+            self._segment_integral = self.integral
+            self._last_rate_pa_s = rate
+        alpha = 1.0 - math.exp(-dt_s / g.valve_tau_s)
+        leak_ff = max(measured_pa, 0.0) / g.leak_tau_s
+        self.estimator.update(measured_pa, self.valve_state, leak_ff, dt_s, learn=rate != 0.0)
+        self.reference_pa += (setpoint_pa - self.reference_pa) * alpha
+        error = self.reference_pa - measured_pa
+        rate_cmd = g.feedforward * rate + leak_ff + g.kp_per_s * error
+        gain = self.estimator.gain_up_pa_s if rate_cmd >= 0.0 else self.estimator.gain_down_pa_s
+        unsat = rate_cmd / gain + self.integral
+        # Overshoot guard: once the pressure is above the reference by more than the guard
+        # band, no pumping beyond the leak make-up, whatever the integrator or a stale gain
+        # estimate say (a foil that finished flowing stiffens within milliseconds).
+        guard_pa = g.guard_band_fraction * abs(setpoint_pa) + g.guard_min_pa
+        hold_ff = leak_ff / self.estimator.gain_up_pa_s
+        self.guarding = error < -guard_pa and unsat > hold_ff
+        if self.guarding:
+            # Drop the pumping the integrator had built so the P term can bring it back.
+            self.integral = min(self.integral, 0.0)
+            unsat = min(hold_ff, rate_cmd / gain)
+        if rate != 0.0:
+            # While the setpoint moves, never pump harder than ``ramp_demand_ratio`` times what
+            # the ramp needs on a stiff load: a foil that yields takes flow without building
+            # pressure, and a valve opened wide for it overshoots when the foil stiffens.
+            cap = max(g.ramp_demand_ratio * abs(rate) / self.plant_gain_pa_s, g.approach_demand)
+            unsat = min(unsat, cap)
+        demand = min(g.demand_max, max(g.demand_min, unsat))
+        self.saturated = demand != unsat
+        # The integrator holds demand, not rate: when the gain estimate moves (a foil starts
+        # to flow) what it has learnt keeps its effect on the valve instead of being rescaled.
+        # Conditional integration plus back-calculation of the clamp excess.
+        if not (self.saturated and (unsat - demand) * error > 0.0):
+            self.integral += g.ki_per_s2 * error * dt_s / gain
+        self.integral += g.kaw_per_s * (demand - unsat) * dt_s
+        self.valve_state += (demand - self.valve_state) * alpha
+        self.demand = demand
+        return demand
+
+
+class SupervisoryStreamer:
+    """Stream force setpoint + ramp to a press with its own loop (``PressMode.SUPERVISORY``).
+
+    The press's inner loop ramps toward each streamed force at the streamed rate, so streaming
+    the current profile setpoint with the segment's rate reproduces the profile on the press.
+    """
+
+    def __init__(self, contact_area_m2: float, stream_rate_hz: float = 100.0,
+                 hold_ramp_pa_s: float = 1.0e6) -> None:
+        """Configure area (m^2), stream rate (Hz, 1-1000) and the ramp used during holds (Pa/s)."""
+        if not (math.isfinite(contact_area_m2) and contact_area_m2 > 0.0):
+            raise GainsError(f"contact_area_m2={contact_area_m2!r} must be a finite value > 0")
+        if not (1.0 <= stream_rate_hz <= 1000.0):
+            raise GainsError(f"stream_rate_hz={stream_rate_hz!r} must be in [1, 1000] Hz")
+        if not (math.isfinite(hold_ramp_pa_s) and hold_ramp_pa_s > 0.0):
+            raise GainsError(f"hold_ramp_pa_s={hold_ramp_pa_s!r} must be a finite value > 0")
+        self.contact_area_m2 = float(contact_area_m2)
+        self.period_s = 1.0 / stream_rate_hz
+        self.hold_ramp_pa_s = float(hold_ramp_pa_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last streamed time so the next call streams at once (loop-safe)."""
+        self._last_sent_s = -math.inf
+
+    def compute(self, now_s: float, setpoint_pa: float, setpoint_rate_pa_s: float):
+        """Return ``(force_n, ramp_n_s)`` to send now, or None between stream ticks (loop-safe)."""
+        if now_s - self._last_sent_s < self.period_s - 1e-9:
+            return None
+        self._last_sent_s = now_s
+        rate = abs(setpoint_rate_pa_s) if setpoint_rate_pa_s else self.hold_ramp_pa_s
+        force_n = max(0.0, setpoint_pa) * self.contact_area_m2
+        return force_n, rate * self.contact_area_m2
