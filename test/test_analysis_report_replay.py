@@ -118,3 +118,14 @@ def test_replay_stop_event_and_bad_options(bag):
         Replayer(bag, rate=0)
     with pytest.raises(ReplayError, match="not in the bag"):
         Replayer(bag, topics=["/nope"])
+
+
+def test_qos_numbers_round_trip_between_policy_values_and_bag_profiles():
+    from press_cell.analysis.bag_writer import LATCHED_QOS, qos_from_policy_values
+    from press_cell.analysis.replay import qos_policy_values
+
+    values = qos_policy_values(LATCHED_QOS)
+    assert values == {"history": 1, "depth": 1, "reliability": 1, "durability": 1}
+    assert qos_from_policy_values(**values) == LATCHED_QOS
+    with pytest.raises(ValueError):
+        qos_from_policy_values(history=1, depth=1, reliability=9, durability=1)

@@ -470,14 +470,14 @@ class _McapChunkWalker:
 
 def _sqlite_batches(conn: sqlite3.Connection, topic_rows: list[dict], wanted: set[str],
                     batch_messages: int) -> Iterator[dict[str, RawBatch]]:
-    """Yield per-topic batches from a rosbag2 sqlite3 database, in timestamp order."""
+    """Yield per-topic batches from a rosbag2 sqlite3 database, in storage (receive) order."""
     names = {row["id"]: row["name"] for row in topic_rows if row["name"] in wanted}
     if not names:
         return
     marks = ",".join("?" * len(names))
     cursor = conn.execute(
         f"SELECT topic_id, timestamp, data FROM messages WHERE topic_id IN ({marks}) "
-        "ORDER BY timestamp, id", list(names))
+        "ORDER BY id", list(names))
     while rows := cursor.fetchmany(batch_messages):
         out: dict[str, RawBatch] = {}
         for topic_id, timestamp, data in rows:

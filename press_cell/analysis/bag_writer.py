@@ -78,6 +78,31 @@ def qos_profile(*, reliable: bool, transient_local: bool, depth: int) -> Qos:
     )
 
 
+def _qos_time(seconds: float) -> QosTime:
+    """Split a duration in s into (sec, nsec); 0 means the ROS default (unset)."""
+    nanoseconds = int(round(seconds * 1e9))
+    return QosTime(nanoseconds // 1_000_000_000, nanoseconds % 1_000_000_000)
+
+
+def qos_from_policy_values(*, history: int, depth: int, reliability: int, durability: int,
+                           liveliness: int = 1, deadline_s: float = 0.0,
+                           lifespan_s: float = 0.0, liveliness_lease_s: float = 0.0) -> Qos:
+    """Build a bag QoS profile from ROS policy numbers (the values of rclpy's policy enums).
+
+    For the recorder node: ``rclpy`` ``QoSProfile.reliability.value`` etc. of each publisher
+    from ``get_publishers_info_by_topic`` (durations in s). Raises ``ValueError`` for a number
+    that is not a policy value.
+    """
+    return Qos(
+        history=QosHistory(history), depth=int(depth),
+        reliability=QosReliability(reliability), durability=QosDurability(durability),
+        deadline=_qos_time(deadline_s), lifespan=_qos_time(lifespan_s),
+        liveliness=QosLiveliness(liveliness),
+        liveliness_lease_duration=_qos_time(liveliness_lease_s),
+        avoid_ros_namespace_conventions=False,
+    )
+
+
 #: High-rate telemetry (rclpy ``qos_profile_sensor_data``).
 SENSOR_DATA_QOS = qos_profile(reliable=False, transient_local=False, depth=5)
 #: Latched status, records and action status: reliable, transient local, depth 1.

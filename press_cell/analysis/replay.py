@@ -82,6 +82,17 @@ def replay_qos(offered: list[Qos]) -> Qos:
     )
 
 
+def qos_policy_values(qos: Qos) -> dict[str, int]:
+    """Return ``history``, ``depth``, ``reliability`` and ``durability`` as plain numbers.
+
+    The numbers are the values of rclpy's ``HistoryPolicy``, ``ReliabilityPolicy`` and
+    ``DurabilityPolicy`` (same numbering as rmw), so the node builds its publisher with
+    ``QoSProfile(history=HistoryPolicy(v["history"]), depth=v["depth"], ...)``.
+    """
+    return {"history": qos.history.value, "depth": int(qos.depth),
+            "reliability": qos.reliability.value, "durability": qos.durability.value}
+
+
 class Replayer:
     """Schedule a bag's messages for re-publishing; see the module docstring.
 
