@@ -129,3 +129,10 @@ def test_qos_numbers_round_trip_between_policy_values_and_bag_profiles():
     assert qos_from_policy_values(**values) == LATCHED_QOS
     with pytest.raises(ValueError):
         qos_from_policy_values(history=1, depth=1, reliability=9, durability=1)
+
+
+def test_report_fits_each_spectrum(bag, tmp_path):
+    files = write_report(load_run(bag), tmp_path / "fit")
+    fit = json.loads(files.json.read_text())["measurements"][0]["fit"]
+    # Synthetic cell: R_ext 0.5 + R_bulk 25 + R_gb 5 + 2 x R_int 0.75 = 32 ohm (Doux 2020 anchor).
+    assert fit["r_total_ohm"] == pytest.approx(32.0, rel=0.02)

@@ -1,8 +1,9 @@
 """Report of a recorded run: a text table, CSV and JSON of the per-cycle metrics, PNG plots.
 
 Plots (matplotlib, Agg canvas, no display needed): pressure and setpoint against time with the
-tolerance band of each hold; ram travel; resistance against stack pressure; Nyquist plot of
-every spectrum. A plot whose data are not in the bag is not drawn and the report says so.
+tolerance band of each hold; ram travel; resistance against stack pressure (each spectrum
+fitted with ``circuit_fit.fit_cell_spectrum``); Nyquist plot of every spectrum. A plot whose
+data are not in the bag is not drawn and the report says so.
 Long traces are drawn as a min/max envelope per pixel column, so peaks are never lost.
 """
 
@@ -19,9 +20,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from press_cell.analysis.circuit_fit import CircuitFitError, fit_cell_spectrum
 from press_cell.analysis.cycles import find_measurements
 from press_cell.analysis.metrics import CycleResult
 from press_cell.analysis.run import Run
+from press_cell.hardware.potentiostat_driver import Spectrum as DriverSpectrum
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +187,30 @@ def _low_frequency_resistance(spectrum) -> float:
     return float(spectrum.z_real_ohm[int(np.argmin(spectrum.frequency_hz))])
 
 
-def _plot_r_vs_pressure(run: Run, path: Path) -> str | None:
-    points = [(s.stack_pressure_pa, _low_frequency_resistance(s)) for s in run.spectra
+def spectrum_fits(run: Run) -> list[dict]:
+    """Fit every recorded spectrum with ``circuit_fit.fit_cell_spectrum``; one dict each.
+
+    A spectrum that cannot be fitted gets ``{"error": reason}``; the report goes on.
+    """
+    out = []
+    for spectrum in run.spectra:
+        try:
+            fit = fit_cell_spectrum(DriverSpectrum(
+                frequency_hz=spectrum.frequency_hz, z_real_ohm=spectrum.z_real_ohm,
+                z_imag_ohm=spectrum.z_imag_ohm, amplitude_v=spectrum.amplitude_v))
+        except (CircuitFitError, ValueError) as exc:
+            out.append({"error": str(exc)})
+            continue
+        out.append({"r_total_ohm": fit.r_total_ohm, "r_total_std_ohm": fit.r_total_std_ohm,
+                    "r_series_ohm": fit.r_series_ohm, "r_int_ohm": fit.r_int_ohm,
+                    "r_int_std_ohm": fit.r_int_std_ohm, "rms_residual_pct": fit.rms_residual_pct,
+                    "kk_ok": fit.kk_ok, "notes": list(fit.notes)})
+    return out
+
+
+def _plot_r_vs_pressure(run: Run, fits: list[dict], path: Path) -> str | None:
+    points = [(s.stack_pressure_pa, fit.get("r_total_ohm", _low_frequency_resistance(s)))
+              for s, fit in zip(run.spectra, fits, strict=True)
               if math.isfinite(s.stack_pressure_pa)]
     monitor = run.monitor
     has_monitor = monitor is not None and len(monitor["time_s"]) > 0
@@ -195,7 +220,7 @@ def _plot_r_vs_pressure(run: Run, path: Path) -> str | None:
     ax = fig.add_subplot()
     if points:
         x, y = np.array(points).T
-        ax.plot(x * _MPA, y, "o-", label="spectrum: Z' at lowest frequency")
+        ax.plot(x * _MPA, y, "o-", label="spectrum: fitted R_total (else Z' at f_min)")
     if has_monitor:
         ax.plot(monitor["stack_pressure_pa"] * _MPA, monitor["r_interface_ohm"], "s",
                 ms=4, label="monitor: R_interface")
@@ -243,10 +268,11 @@ def write_report(run: Run, out_dir: str | Path,
         writer.writeheader()
         writer.writerows(rows)
     files.table.write_text(format_table(results) + "\n")
+    fits = spectrum_fits(run)
     plotters = {
         "pressure": lambda p: _plot_pressure(run, results, p),
         "ram_travel": lambda p: _plot_ram(run, p),
-        "r_vs_stack_pressure": lambda p: _plot_r_vs_pressure(run, p),
+        "r_vs_stack_pressure": lambda p: _plot_r_vs_pressure(run, fits, p),
         "nyquist": lambda p: _plot_nyquist(run, p),
     }
     for name, plot in plotters.items():
@@ -269,7 +295,7 @@ def write_report(run: Run, out_dir: str | Path,
              "segments": [asdict(s) for s in r.segments]}
             for row, r in zip(rows, results, strict=True)
         ],
-        "measurements": [asdict(m) for m in measurements],
+        "measurements": [{**asdict(m), "fit": fits[m.spectrum_index]} for m in measurements],
         "plots": {k: str(v) for k, v in files.plots.items()},
         "plots_skipped": files.skipped,
     }
