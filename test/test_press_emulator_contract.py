@@ -44,11 +44,13 @@ class Rig:
     events: list = field(default_factory=list)
 
 
-def _make_rig(protocol: str, latency_ms: float = 0.0) -> Rig:
+def _make_rig(protocol: str, latency_ms: float = 0.0, baudrate: int = 115200,
+              pace: bool = False) -> Rig:
     events: list = []
     emulator = PressEmulator(protocol, time_scale=TIME_SCALE, latency_ms=latency_ms,
-                             events=events.append).start()
-    press = DRIVERS[protocol](emulator.port, timeout_s=TIMEOUT_S, watchdog_s=WATCHDOG_S,
+                             baudrate=baudrate, pace=pace, events=events.append).start()
+    press = DRIVERS[protocol](emulator.port, baudrate=baudrate, timeout_s=TIMEOUT_S,
+                              watchdog_s=WATCHDOG_S,
                               die_diameter_m=DIE_M, reconnect_attempts=3,
                               reconnect_base_delay_s=0.02)
     press.connect()
@@ -232,6 +234,24 @@ def test_16_ms_usb_serial_latency_still_works(protocol):
         assert statistics.median(round_trips) >= 0.016      # the latency is really there
         _stream(rig.press, TARGET_N, RAMP_N_S, wall_s=6.0 / TIME_SCALE, period_s=0.0)
         assert rig.press.state().load.force_kn * 1e3 == pytest.approx(TARGET_N, rel=0.03)
+    finally:
+        rig.press.disconnect()
+        rig.emulator.close()
+
+
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("protocol", sorted(DRIVERS))
+def test_poll_rate_claimed_at_9600_baud_is_not_optimistic(protocol):
+    rig = _make_rig(protocol, baudrate=9600, pace=True)
+    try:
+        round_trips = []
+        for _ in range(8):
+            start = time.monotonic()
+            rig.press.read()
+            round_trips.append(time.monotonic() - start)
+        claimed_hz = rig.press.capabilities.max_read_rate_hz
+        assert claimed_hz < 40.0
+        assert 1.0 / statistics.median(round_trips) <= claimed_hz * 1.1
     finally:
         rig.press.disconnect()
         rig.emulator.close()

@@ -2,8 +2,9 @@
 
 Run::
 
-    python -m press_cell.hardware.press_emulator --protocol ascii|modbus \
+    python -m press_cell.hardware.press_emulator --protocol ascii|modbus
         [--fault stall|garbage|unplug ...] [--latency-ms 16] [--time-scale 1] [--watchdog-ms 500]
+        [--baudrate 115200 [--pace]]
 
 The first stdout line is the path of the serial port a driver opens (a pty slave). Layout::
 
@@ -393,7 +394,8 @@ class EmulatedPressDevice:
 class FaultyLine:
     """Relay bytes between the host pty and the device pty and inject cable faults."""
 
-    def __init__(self, latency_s: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, latency_s: float = 0.0, seed: int = 0,
+                 pace_baudrate: int | None = None) -> None:
         self.host_master, host_slave = os.openpty()
         self.device_master, device_slave = os.openpty()
         for fd in (host_slave, device_slave):
@@ -403,6 +405,10 @@ class FaultyLine:
         self.host_path = os.ttyname(host_slave)
         self.device_path = os.ttyname(device_slave)
         self.latency_s = float(latency_s)
+        # Pacing: replies leave at 10 bits per byte (8N1) of ``pace_baudrate``, one after the
+        # other; commands (a few bytes) are passed at once. None: a pty's unlimited speed.
+        self.byte_time_s = 0.0 if pace_baudrate is None else 10.0 / pace_baudrate
+        self._line_free_s = 0.0
         self.unplugged = False
         self.stalled = False
         self.garbage = False
@@ -484,7 +490,9 @@ class FaultyLine:
                     if self.garbage:
                         data = self._corrupt(data)
                     with self.lock:
-                        self._pending.append((time.monotonic() + self.latency_s, data))
+                        start_s = max(time.monotonic() + self.latency_s, self._line_free_s)
+                        self._line_free_s = start_s + len(data) * self.byte_time_s
+                        self._pending.append((self._line_free_s, data))
             self._deliver()
 
     def _deliver(self) -> None:
@@ -808,14 +816,15 @@ class PressEmulator:
     def __init__(self, protocol: str, *, sim: PressDriver | None = None, time_scale: float = 1.0,
                  latency_ms: float = 0.0, watchdog_ms: float = 500.0, die_mm: float = 13.0,
                  baudrate: int = 115200, tick_hz: float = 500.0, seed: int = 0,
-                 events=None) -> None:
+                 pace: bool = False, events=None) -> None:
         if protocol not in ("ascii", "modbus"):
             raise ValueError(f"protocol must be 'ascii' or 'modbus', got {protocol!r}")
         self.clock = ScaledClock(time_scale)
         self.sim = sim or build_simulated_press(self.clock, seed)
         self.device = EmulatedPressDevice(self.sim, self.clock,
                                           die_mm=die_mm, watchdog_ms=watchdog_ms, events=events)
-        self.line = FaultyLine(latency_s=latency_ms * 1e-3, seed=seed)
+        self.line = FaultyLine(latency_s=latency_ms * 1e-3, seed=seed,
+                               pace_baudrate=baudrate if pace else None)
         server_class = AsciiServer if protocol == "ascii" else ModbusServer
         self.server = server_class(self.device, self.line.device_path, baudrate)
         self.ticker = Ticker(self.device, tick_hz)
@@ -904,6 +913,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comms watchdog at power-up, ms (0 = off)")
     parser.add_argument("--die-mm", type=float, default=13.0, help="die diameter at power-up")
     parser.add_argument("--baudrate", type=int, default=115200, choices=ap.BAUD_RATES)
+    parser.add_argument("--pace", action="store_true",
+                        help="pace replies at --baudrate (10 bits per byte), like a real line")
     parser.add_argument("--tick-hz", type=float, default=500.0, help="press sample rate, Hz")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-level", default="WARNING")
@@ -925,7 +936,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator = PressEmulator(
         args.protocol, time_scale=args.time_scale, latency_ms=args.latency_ms,
         watchdog_ms=args.watchdog_ms, die_mm=args.die_mm, baudrate=args.baudrate,
-        tick_hz=args.tick_hz, seed=args.seed, events=lambda text: say("event " + text))
+        tick_hz=args.tick_hz, seed=args.seed, pace=args.pace,
+        events=lambda text: say("event " + text))
     for fault in args.fault:
         emulator.control(f"fault {fault}")
     emulator.start()
