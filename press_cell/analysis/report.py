@@ -112,7 +112,7 @@ def _json_safe(value):
 
 
 def _new_figure(width_in: float = 9.0, height_in: float = 4.5):
-    fig = Figure(figsize=(width_in, height_in), dpi=100)
+    fig = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -142,7 +142,7 @@ def _plot_pressure(run: Run, results: list[CycleResult], path: Path) -> str | No
     ax.set_xlabel(f"time since {t0:.3f} s (epoch) [s]")
     ax.set_ylabel("die pressure [MPa]")
     ax.set_title(f"{run.path.name}: pressure")
-    ax.legend(loc="upper right")
+    fig.legend(loc="outside lower center", ncols=3)
     ax.grid(alpha=0.3)
     fig.savefig(path)
     return None
