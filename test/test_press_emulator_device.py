@@ -143,6 +143,21 @@ def test_relief_trip_latches_a_relief_fault_and_reset_waits_for_the_cause(rig):
     assert device.fault is FaultCode.NONE
 
 
+@pytest.mark.timeout(30)
+def test_a_stalled_internal_bus_latches_a_device_fault_instead_of_stale_data(rig):
+    clock, sim, device = rig
+    _start(device)
+    _run(clock, device, 1.0)
+    sim.inject_fault("comms_stall", duration_s=0.5)
+    _run(clock, device, 0.1)
+    assert device.fault is FaultCode.DEVICE
+    assert device.load().flags & StatusFlag.FAULT
+    _run(clock, device, 1.0)                            # stall over: the vent goes through
+    assert sim.true_force_n < 0.01 * 100e3
+    device.reset()
+    assert device.fault is FaultCode.NONE
+
+
 @pytest.mark.parametrize(
     ("text", "code"),
     [("watchdog: no command", FaultCode.WATCHDOG), ("relief trip", FaultCode.RELIEF),

@@ -170,7 +170,10 @@ class EmulatedPressDevice:
         """Latch a fault, vent, and report it once."""
         if self.fault is ap.FaultCode.NONE:
             self.fault = fault
-            self.sim.vent()
+            try:
+                self.sim.vent()
+            except PressError as exc:       # e.g. the simulated hydraulics do not answer
+                why = f"{why}; vent failed: {exc}"
             self._set_phase(ap.Phase.FAULT)
             force_n = self._reading.force_n
             self._events(f"fault E{int(fault):02d} {fault.name.lower()} vented "
@@ -192,8 +195,16 @@ class EmulatedPressDevice:
     def tick(self) -> None:
         """Advance the sequencer: read the physics, phases, hold timer, watchdog, faults."""
         with self.lock:
-            reading = self.sim.read()
+            try:
+                reading = self.sim.read()
+            except PressConnectionError as exc:
+                # The press electronics lost their own hydraulics/sensor bus (SimulatedPress
+                # "comms_stall"): the last sample is stale, so say so instead of repeating it.
+                self._latch(ap.FaultCode.DEVICE, f"internal bus: {exc}")
+                return
             self._reading = reading
+            if self.fault is not ap.FaultCode.NONE and not reading.vented:
+                self.sim.vent()     # a latched fault keeps the press vented (retry a failed vent)
             self.sample_counter = (self.sample_counter + 1) & 0xFFFF
             now_s = self.clock.now()
             force_n = reading.force_n
