@@ -61,9 +61,10 @@ def test_ramp_then_hold_inside_the_band_then_timed_unload_to_idle(rig):
 
 @pytest.mark.timeout(30)
 def test_watchdog_vents_a_loaded_press_when_the_host_goes_quiet(rig):
-    clock, sim, device = rig
+    clock, sim, _ = rig
     events = []
-    device._events = events.append
+    device = EmulatedPressDevice(sim, clock, watchdog_ms=500.0, link_clock=clock,
+                                 events=events.append)
     _start(device)
     _run(clock, device, 4.0)
     assert sim.true_force_n > 10e3
