@@ -26,9 +26,13 @@ def bag(tmp_path_factory):
     return path
 
 
-def test_report_writes_plots_csv_json_and_table(bag, tmp_path):
-    run = load_run(bag)
-    files = write_report(run, tmp_path / "report")
+@pytest.fixture(scope="module")
+def report_files(bag, tmp_path_factory):
+    return write_report(load_run(bag), tmp_path_factory.mktemp("report"))
+
+
+def test_report_writes_plots_csv_json_and_table(report_files):
+    files = report_files
     assert set(files.plots) == {"pressure", "ram_travel", "r_vs_stack_pressure", "nyquist"}
     for png in files.plots.values():
         data = png.read_bytes()
@@ -131,8 +135,7 @@ def test_qos_numbers_round_trip_between_policy_values_and_bag_profiles():
         qos_from_policy_values(history=1, depth=1, reliability=9, durability=1)
 
 
-def test_report_fits_each_spectrum(bag, tmp_path):
-    files = write_report(load_run(bag), tmp_path / "fit")
-    fit = json.loads(files.json.read_text())["measurements"][0]["fit"]
+def test_report_fits_each_spectrum(report_files):
+    fit = json.loads(report_files.json.read_text())["measurements"][0]["fit"]
     # Synthetic cell: R_ext 0.5 + R_bulk 25 + R_gb 5 + 2 x R_int 0.75 = 32 ohm (Doux 2020 anchor).
     assert fit["r_total_ohm"] == pytest.approx(32.0, rel=0.02)
