@@ -3,29 +3,30 @@
 ``ForceController`` (``PressMode.VALVE``) is a two-degree-of-freedom PI controller built on
 the hydraulic model every lab press shares: the valve demand ``u`` sets the oil flow through a
 first-order lag ``valve_tau_s``, and the flow raises the force at ``plant_gain_n_s`` (force
-rate at full demand on a stiff load), so die pressure obeys ``dp/dt = G_pa * lag(u)`` with
-``G_pa = plant_gain_n_s / contact_area_m2``. Per cycle:
+rate at full demand on a stiff load), so die pressure obeys ``dp/dt = G * lag(u)``. Per cycle:
 
-1. Reference model: the reference ``p_ref`` follows the setpoint through the same first-order
-   lag the valve has. The feed-forward ``u_ff = setpoint_rate / G_pa`` then makes a perfect
-   plant follow ``p_ref`` exactly, so the feedback only corrects model error (leak, creep,
-   specimen compliance, calibration of ``G``) instead of fighting the valve lag; that is what
-   keeps the ramp end free of overshoot.
-2. Hold feed-forward: the press leaks in proportion to its load (``leak_tau_s``), so the
-   demand ``p / (leak_tau_s * G_pa)`` is added during every segment.
-3. PI on ``e = p_ref - p``; the integrator is the running estimate of everything the model
-   does not know (creep of the foil, extra leak) and is exposed as ``disturbance_rate_pa_s``.
-   Anti-windup: conditional integration (no integration while saturated in the direction of
-   the error) plus back-calculation of the clamp excess.
-4. Overshoot guard: when the measured pressure is within ``approach_band_fraction`` of the
-   setpoint and the predicted pressure once the valve settles (``p + valve_tau_s * G_pa *
-   valve_state``) is above the reference, positive demand is withheld.
-5. Output clamp to ``[demand_min, demand_max]`` (validated subset of [-1, 1]).
+1. Plant gain: ``G`` depends on the specimen (a thinning foil or a densifying powder turns only
+   part of the flow into pressure). ``PlantGainEstimator`` learns it online, separately for
+   pumping and bleeding, while the setpoint moves; holds freeze it.
+2. Reference model: the reference ``p_ref`` follows the setpoint through the valve's own lag,
+   and the feed-forward ``setpoint_rate / G`` makes a correctly modelled plant follow ``p_ref``
+   exactly, so feedback only corrects model error instead of fighting the valve lag.
+3. Hold feed-forward: the press leaks in proportion to its load (``leak_tau_s``), so the
+   demand ``p / (leak_tau_s * G)`` is always added.
+4. PI on ``e = p_ref - p`` with gains in the pressure-rate domain (``kp_per_s``,
+   ``ki_per_s2``), divided by ``G``, so the loop bandwidth does not depend on the specimen. The
+   integrator holds demand (creep of the foil, extra leak); what it learnt while the setpoint
+   moved is dropped when the setpoint stops. Anti-windup: conditional integration plus
+   back-calculation of the clamp excess.
+5. Overshoot guard: pressure above the reference by more than the guard band -> no pumping
+   beyond the leak make-up and no positive integral; during ramps the demand is capped at
+   ``ramp_demand_ratio`` x the stiff-load ramp demand (a foil that yields takes flow without
+   building pressure and would otherwise overshoot when it stiffens).
+6. Output clamp to ``[demand_min, demand_max]`` (validated subset of [-1, 1]).
 
 Default gains: crossover ``kp = 0.5 / valve_tau_s`` rad/s (about 60 deg of phase margin
-against the valve lag) and the PI zero a quarter of the crossover [est, classic symmetric
-optimum-style placement]. ``reset`` per goal; all methods except the constructor are
-allocation-light and safe to call from the control loop.
+against the valve lag) and the PI zero a quarter of the crossover [est]. ``reset`` per goal;
+every method except the constructors is allocation-free arithmetic and safe in the loop.
 
 ``SupervisoryStreamer`` (``PressMode.SUPERVISORY``) is for presses with their own inner loop:
 it converts the setpoint and its rate to force and a ramp rate and decides when to stream
@@ -34,6 +35,9 @@ it converts the setpoint and its rate to force and a ramp rate and decides when 
 
 import math
 from dataclasses import dataclass
+
+# The reference may ask for this fraction of the valve's reach, leaving the rest to feedback.
+REFERENCE_HEADROOM = 0.8
 
 
 class GainsError(ValueError):
@@ -213,6 +217,7 @@ class ForceController:
         """
         self.reference_pa = float(measured_pa) if math.isfinite(measured_pa) else 0.0
         self.integral = 0.0
+        self._reference_rate_pa_s = 0.0
         self._segment_integral = 0.0
         self._last_rate_pa_s = 0.0
         if not keep_valve:
@@ -269,9 +274,19 @@ class ForceController:
         alpha = 1.0 - math.exp(-dt_s / g.valve_tau_s)
         leak_ff = max(measured_pa, 0.0) / g.leak_tau_s
         self.estimator.update(measured_pa, self.valve_state, leak_ff, dt_s, learn=rate != 0.0)
-        self.reference_pa += (setpoint_pa - self.reference_pa) * alpha
+        # Reference: the setpoint through the valve lag, its slope limited to what the valve
+        # can deliver (so a saturated ramp does not leave oil in flight past the target).
+        est = self.estimator
+        ref_rate = (setpoint_pa - self.reference_pa) / g.valve_tau_s
+        ref_rate = min(REFERENCE_HEADROOM * g.demand_max * est.gain_up_pa_s,
+                       max(REFERENCE_HEADROOM * g.demand_min * est.gain_down_pa_s, ref_rate))
+        ref_accel = (ref_rate - self._reference_rate_pa_s) / dt_s
+        self._reference_rate_pa_s = ref_rate
+        self.reference_pa += ref_rate * dt_s
         error = self.reference_pa - measured_pa
-        rate_cmd = g.feedforward * rate + leak_ff + g.kp_per_s * error
+        # Inverse of the valve lag: the flow that makes the plant follow the reference.
+        feedforward = ref_rate + g.valve_tau_s * ref_accel
+        rate_cmd = g.feedforward * feedforward + leak_ff + g.kp_per_s * error
         gain = self.estimator.gain_up_pa_s if rate_cmd >= 0.0 else self.estimator.gain_down_pa_s
         unsat = rate_cmd / gain + self.integral
         # Overshoot guard: once the pressure is above the reference by more than the guard
