@@ -35,6 +35,7 @@ simulated arm for the next placement (``grasp_failure``, ``drop:<m carried>``,
 """
 
 import re
+import signal
 import sys
 import threading
 import time
@@ -52,9 +53,10 @@ from rcl_interfaces.msg import (
 )
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, Empty
 
 from press_cell.action import PlaceComponent
@@ -231,6 +233,7 @@ class ArmNode(LifecycleNode):
         self._action_server: ActionServer | None = None
         self._timers: list = []
         self._lock = threading.Lock()
+        self._telemetry_lock = threading.Lock()
         self._busy = False
         self._idle = threading.Event()
         self._idle.set()
@@ -566,6 +569,7 @@ class ArmNode(LifecycleNode):
         with self._lock:
             reason = self._goal_refusal(goal)
             if not reason:
+                self._stop_reason = None
                 self._busy = True
                 self._idle.clear()
                 return GoalResponse.ACCEPT
@@ -586,7 +590,6 @@ class ArmNode(LifecycleNode):
     def _execute(self, goal_handle) -> PlaceComponent.Result:
         """Run one placement on the core sequence and end the goal with its result."""
         goal = goal_handle.request
-        self._stop_reason = None
         self._goal_handle = goal_handle
         self._publish_status(DeviceStatus.STATE_BUSY,
                              f"placing {goal.component_id} from {goal.source_slot} to "
@@ -595,6 +598,7 @@ class ArmNode(LifecycleNode):
             outcome = self._sequence.run(PlacementRequest(
                 KIND_BY_CODE[goal.kind], goal.component_id, goal.source_slot,
                 goal.target_station))
+            self._publish_telemetry()    # latched flags agree with the result the client gets
             result = self._to_result(outcome, goal_handle)
         finally:
             self._goal_handle = None
@@ -619,7 +623,7 @@ class ArmNode(LifecycleNode):
         lease_lost = self._gate.lease_lost_reason if self._gate is not None else ""
         if outcome.outcome == PlacementOutcome.ZONE_DENIED and self._gate.last_refusal:
             result.error_msg = f"{outcome.message} ({self._gate.last_refusal})"
-        if outcome.outcome == PlacementOutcome.CANCELED and stop_reason is not None:
+        if not outcome.success and stop_reason is not None:
             code, why = stop_reason
             result.error_msg = f"{why}; {outcome.message}"
         elif outcome.outcome == PlacementOutcome.CANCELED and lease_lost:
@@ -667,12 +671,12 @@ class ArmNode(LifecycleNode):
         if self._arm is not None:
             self._stop_reason = (PlaceComponent.Result.MOTION_FAILED,
                                  "emergency stop: motion stopped, gripper state kept")
+            if self._sequence is not None:   # first, so the stopped move reads as canceled
+                self._sequence.cancel()
             try:
                 self._arm.latch()
             except ArmError as exc:
                 self.get_logger().error(f"stop after e-stop failed: {exc}")
-            if self._sequence is not None:
-                self._sequence.cancel()
         self._publish_status(DeviceStatus.STATE_ESTOP, "emergency stop latched; "
                              "~/reset_fault to resume", force=True)
 
@@ -719,6 +723,10 @@ class ArmNode(LifecycleNode):
 
     def _publish_telemetry(self) -> None:
         """Publish pose; gripper and in-zone flags when they change."""
+        with self._telemetry_lock:
+            self._publish_telemetry_locked()
+
+    def _publish_telemetry_locked(self) -> None:
         arm, layout = self._arm, self._layout
         if arm is None or layout is None:
             return
@@ -779,17 +787,25 @@ class ArmNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    """Run the arm node standalone on a MultiThreadedExecutor until interrupted."""
-    rclpy.init(args=args)
+    """Run the arm node standalone on a MultiThreadedExecutor until SIGINT / SIGTERM.
+
+    The signal only sets a flag: the node is made safe (placement canceled and retreated,
+    lease released, port closed) while ROS still runs, then ROS shuts down.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node = ArmNode()
     executor = MultiThreadedExecutor(num_threads=6)
     executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, name="arm-executor", daemon=True)
+    spinner.start()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        stop.wait()
     finally:
         node.make_safe()
+        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
 
