@@ -140,3 +140,24 @@ def test_writer_killed_mid_write_loses_at_most_the_last_chunk(tmp_path, storage)
     # Everything up to the last chunk (<= 0.1 s old at 1 kHz at most) is there, in order.
     assert written - 250 <= len(values) <= written
     assert values == [float(k) for k in range(len(values))]
+
+
+def test_bag_without_embedded_definitions_uses_press_cell_files(sqlite_bag, tmp_path):
+    import sqlite3
+
+    src, written = sqlite_bag
+    bag = _copy(src, tmp_path / "old")
+    with sqlite3.connect(next(bag.glob("*.db3"))) as conn:
+        conn.execute("DELETE FROM message_definitions")
+    run = load_run(bag)
+    assert any("used press_cell's own interface files" in p for p in run.problems)
+    assert len(run.press_state["time_s"]) == written.press_state_count
+
+
+def test_unknown_type_without_definition_is_reported_not_raised():
+    from press_cell.analysis.bag_reader import TopicInfo, build_typestore
+
+    topics = {"/x": TopicInfo(name="/x", msgtype="foo_msgs/msg/Bar", message_count=3, qos=[])}
+    store, problems = build_typestore(topics)
+    assert "foo_msgs/msg/Bar" not in store.fielddefs
+    assert any("cannot be decoded" in p for p in problems)

@@ -41,6 +41,7 @@ from rosbags.rosbag2.metadata import parse_qos
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from press_cell.analysis.bag_types import InterfaceDefinitionsNotFound, interface_types
 from press_cell.analysis.bag_writer import RecordingInfo
 
 logger = logging.getLogger(__name__)
@@ -510,6 +511,17 @@ def build_typestore(topics: dict[str, TopicInfo]) -> tuple[Typestore, list[str]]
     except Exception as exc:  # noqa: BLE001 - conflicting definitions inside one bag
         problems.append(f"embedded definitions conflict ({exc}); using standard types only")
     store.register({k: v for k, v in standard.fielddefs.items() if k not in store.fielddefs})
+    missing = {t.msgtype for t in topics.values() if t.msgtype not in store.fielddefs}
+    if any(m.startswith("press_cell/") for m in missing):
+        # Bags of older rosbag2 versions carry no definitions: use this package's own files.
+        try:
+            own = interface_types()
+            store.register({k: v for k, v in own.items() if k not in store.fielddefs})
+            problems.append("the bag has no definitions for "
+                            f"{sorted(m for m in missing if m in own)}; used press_cell's own "
+                            "interface files (wrong if they changed since the recording)")
+        except (InterfaceDefinitionsNotFound, ValueError):
+            pass
     for topic in topics.values():
         if topic.msgtype not in store.fielddefs:
             problems.append(

@@ -176,6 +176,8 @@ def _choose(bag: Bag, msgtype: str, namespace: str | None, problems: list[str]) 
     names = [t for t in bag.topics_of_type(msgtype) if namespace is None or t.startswith(namespace)]
     if not names:
         return None
+    if msgtype not in bag.typestore.fielddefs:
+        return None  # bag.problems already says that the type cannot be decoded
     if len(names) > 1:
         problems.append(f"several {msgtype} topics {names}; analysed {names[0]} "
                         "(pass namespace= to choose)")
@@ -211,10 +213,13 @@ def load_run(path: str | Path, namespace: str | None = None) -> Run:
             for key, topic in chosen.items() if topic is not None
         }
         by_topic = {c.topic: c for c in collectors.values()}
+        decodable = bag.typestore.fielddefs
         spectrum_topics = {t for t in bag.topics_of_type(IMPEDANCE_SPECTRUM)
-                           if namespace is None or t.startswith(namespace)}
+                           if (namespace is None or t.startswith(namespace))
+                           and IMPEDANCE_SPECTRUM in decodable}
         record_topics = {t for t in bag.topics_of_type(CELL_RECORD)
-                         if namespace is None or t.startswith(namespace)}
+                         if (namespace is None or t.startswith(namespace))
+                         and CELL_RECORD in decodable}
         diag_topics = set(bag.topics_of_type(DIAGNOSTIC_ARRAY))
         wanted = set(by_topic) | spectrum_topics | record_topics | diag_topics
         spectra: list[Spectrum] = []
