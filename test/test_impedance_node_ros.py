@@ -215,7 +215,7 @@ def bench(request):
     else:
         params.update(monitor_rate=str(10.0 / TIME_SCALE))    # 10 samples per wall second
     args = [sys.executable, "-m", "press_cell.nodes.impedance_node", "--ros-args",
-            "-r", f"__ns:={namespace}"]
+            "-r", f"__ns:={namespace}", "--params-file", str(REPO / "config" / "impedance.yaml")]
     for name, value in params.items():
         args += ["-p", f"{name}:={value}"]
     proc = subprocess.Popen(args, env=ros_subprocess_env(), cwd=REPO, stdout=subprocess.PIPE,
