@@ -166,3 +166,23 @@ def test_bag_from_another_rosbag2_writer_with_standard_types(tmp_path, storage):
     assert result.certificate.hold_duration == pytest.approx(5.0 + 0.04 + 0.02, abs=0.005)
     assert result.certificate.ramp_rate_achieved == pytest.approx(10e6, rel=1e-6)
     assert result.extra["release_rate_pa_s"] == pytest.approx(20e6, rel=1e-6)
+
+
+def test_recipe_book_gives_the_exact_tolerance_band(tmp_path):
+    from types import SimpleNamespace
+
+    from press_cell.analysis.bag_writer import RecordingInfo
+
+    tight = dataclasses.replace(SPEC, tolerance_frac=0.004)     # 0.1 MPa: about 2 sigma noise
+    written = write_synthetic_run(tmp_path / "run", spec=tight,
+                                  info=RecordingInfo(cell_id="c", recipe_name="quick"))
+    stage = SimpleNamespace(pressure_pa=tight.target_pressure_pa,
+                            ramp_pa_s=tight.ramp_rate_pa_s, hold_s=tight.hold_s)
+    book = SimpleNamespace(press={"quick": SimpleNamespace(
+        stages=[stage], tolerance_frac=0.004, release_pa_s=tight.release_rate_pa_s)})
+    run = load_run(tmp_path / "run")
+    (with_book,) = run.cycle_results(recipe_book=book)
+    _assert_same_certificate(with_book.certificate, written.certificates[0])
+    assert any("recipe 'quick'" in n for n in with_book.notes)
+    (default,) = run.cycle_results()
+    assert default.certificate.fraction_in_band > written.certificates[0].fraction_in_band

@@ -5,7 +5,8 @@ live (``press_cell.control.certificate.compute_certificate``) on the PressState 
 cycle, so the numbers agree with the live certificate within rounding. The profile it needs is
 rebuilt from the trace: segment kinds from the phase, levels and rates from the setpoint (exact,
 the setpoint is piecewise linear). Tolerance bands are not in PressState: they come from the
-caller (``segments`` or ``tolerance_frac``, default the recipes' 2 %). Identification fields
+caller (``segments``, a recipe book that names the cycle's recipe, or ``tolerance_frac``, default
+the recipes' 2 %). Identification fields
 (part id, step, material, recipe hash, calibration, thicknesses) come from a recorded CellRecord
 certificate that started at the same time, else from the bag's custom metadata (the recipe hash
 then is the live default: the hash of the rebuilt profile).
@@ -28,7 +29,7 @@ from press_cell.analysis.cycles import Cycle, find_cycles
 from press_cell.control.certificate import PressCertificate, PressTrace, compute_certificate
 from press_cell.control.loop_runner import LoopTiming
 from press_cell.control.profile import Phase, PressProfile, ProfileError
-from press_cell.recipes.segments import Segment
+from press_cell.recipes.segments import Segment, recipe_segments
 
 if TYPE_CHECKING:
     from press_cell.analysis.run import Run
@@ -43,7 +44,7 @@ _KIND = {int(Phase.RAMP): "ramp", int(Phase.HOLD): "hold", int(Phase.RELEASE): "
 #: every digit a recipe written in lab units has.
 SEGMENT_DIGITS = 9
 
-#: Decimals (s) kept of a rebuilt hold duration: 1 us, above the float64 rounding of epoch times.
+#: Decimals (s) kept of a rebuilt hold duration: 1 us, far above the rounding of sample times.
 HOLD_DURATION_DECIMALS = 6
 
 #: A CellRecord certificate belongs to a cycle when their start times differ by less than this, s.
@@ -82,7 +83,7 @@ def _round_sig(value: float, digits: int = SEGMENT_DIGITS) -> float:
 def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.ndarray,
                         segment_index: np.ndarray,
                         tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> tuple[list, float]:
-    """Rebuild the profile segments of one cycle from its samples.
+    """Rebuild the profile segments of one cycle from its samples (``time_s`` from any origin).
 
     Kinds come from the phase, levels and rates from least-squares lines through the (piecewise
     linear) setpoint, hold durations from where the neighbouring ramp lines meet the hold level;
@@ -138,7 +139,7 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
                 end = crossing(i + 1, target)
             else:
                 end = float(time_s[rows[i][-1]]) + dt
-            # Epoch times in float64 carry ~2.4e-7 s of rounding: keep whole microseconds.
+            # Keep whole microseconds: removes the rounding of the sample times.
             duration = _round_sig(round(max(end - begin, dt), HOLD_DURATION_DECIMALS))
             segments.append(Segment("hold", target, 0.0, duration, tolerance_frac * target))
         else:
@@ -189,8 +190,14 @@ def _recorded_meta(run: Run, start_s: float) -> dict:
 
 
 def press_state_result(run: Run, cycle: Cycle, *, segments=None,
-                       tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> CycleResult:
-    """Compute the certificate of a PressState cycle with the live certificate code."""
+                       tolerance_frac: float = DEFAULT_TOLERANCE_FRAC,
+                       recipe_book=None) -> CycleResult:
+    """Compute the certificate of a PressState cycle with the live certificate code.
+
+    The profile is, in order of preference: ``segments``; the press recipe of that name in
+    ``recipe_book`` (a ``recipes.RecipeBook``; name from the CellRecord certificate, else the
+    bag's recipe name); segments rebuilt from the trace with ``tolerance_frac``.
+    """
     state = run.press_state
     sl = slice(cycle.first, cycle.stop)
     trace = PressTrace(
@@ -200,8 +207,18 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
         phase=state["phase"][sl].astype(int), segment_index=state["segment_index"][sl].astype(int),
     )
     notes = []
-    if segments is None:
-        segments, start_pa = segments_from_trace(trace.time_s, trace.setpoint_pa, trace.phase,
+    recorded = _recorded_meta(run, cycle.start_s)
+    recipe_name = recorded.get("recipe_name") or run.info.recipe_name
+    press_recipes = getattr(recipe_book, "press", None) or {}
+    if segments is None and recipe_name in press_recipes:
+        start_pa = max(0.0, float(trace.setpoint_pa[0]))
+        segments = recipe_segments(press_recipes[recipe_name], start_pressure_pa=start_pa)
+        notes.append(f"segments from press recipe {recipe_name!r} of the recipe book")
+    elif segments is None:
+        # Exact relative times: float64 epoch seconds carry ~2.4e-7 s of rounding.
+        time_ns = state["time_ns"][sl]
+        segments, start_pa = segments_from_trace((time_ns - time_ns[0]) * 1e-9,
+                                                 trace.setpoint_pa, trace.phase,
                                                  trace.segment_index, tolerance_frac)
         notes.append(f"segments rebuilt from the setpoint; tolerance {tolerance_frac * 100:g} % "
                      "of each level (PressState carries no tolerance)")
@@ -223,7 +240,7 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
     except ProfileError as exc:
         raise MetricsError(f"cycle {cycle.index}: the profile is not valid ({exc})") from exc
     area = float(np.median(state["contact_area_m2"][sl]))
-    meta = _recorded_meta(run, cycle.start_s)
+    meta = recorded
     if not meta:
         info = run.info
         meta = {"recipe_name": info.recipe_name, "calibration_id": info.calibration_id,
@@ -291,8 +308,13 @@ def plateau_result(time_s: np.ndarray, pressure_pa: np.ndarray, cycle: Cycle,
 
 
 def run_metrics(run: Run, *, tolerance_frac: float = DEFAULT_TOLERANCE_FRAC,
-                segments_by_cycle: dict[int, list] | None = None) -> list[CycleResult]:
+                segments_by_cycle: dict[int, list] | None = None,
+                recipe_book=None) -> list[CycleResult]:
     """Return one ``CycleResult`` per cycle of ``run``.
+
+    ``segments_by_cycle`` (cycle index -> segments) and ``recipe_book`` (a
+    ``recipes.RecipeBook``, e.g. ``load_recipes("config/recipes.yaml")``) give the exact
+    profiles and tolerance bands; see ``press_state_result``.
 
     A cycle whose metrics cannot be computed is skipped and the reason appended to
     ``run.problems`` (the rest of the run is still analysed).
@@ -303,7 +325,8 @@ def run_metrics(run: Run, *, tolerance_frac: float = DEFAULT_TOLERANCE_FRAC,
             if cycle.source == "press_state":
                 given = (segments_by_cycle or {}).get(cycle.index)
                 results.append(press_state_result(run, cycle, segments=given,
-                                                  tolerance_frac=tolerance_frac))
+                                                  tolerance_frac=tolerance_frac,
+                                                  recipe_book=recipe_book))
             else:
                 wrench = run.wrench
                 results.append(plateau_result(

@@ -7,7 +7,8 @@
         print(result.certificate.mean_hold_pressure)
 
 Columns are plain dicts of equal-length numpy arrays (pandas is not a dependency), times in s
-since the epoch (the message header stamp; the bag receive time where the header is unset).
+since the epoch (the message header stamp; the bag receive time where the header is unset) as
+``time_s``, the same in integer ns as ``time_ns`` (exact), and ``receive_time_s``.
 A bag recorded without press_cell types (``ros2 bag record`` of FluidPressure/WrenchStamped)
 loads too: ``press_state`` is then ``None`` and the cycles come from the pressure trace alone.
 """
@@ -116,16 +117,13 @@ class Run:
         return run_metrics(self, **kwargs)
 
 
-def _stamp_seconds(cols: dict[str, np.ndarray], receive_ns: np.ndarray) -> np.ndarray:
-    """Return header stamps in s; fall back to receive time where the header is unset."""
+def _stamp_ns(cols: dict[str, np.ndarray], receive_ns: np.ndarray) -> np.ndarray:
+    """Return header stamps in ns; fall back to receive time where the header is unset."""
     sec = cols.get("header.stamp.sec")
     if sec is None:
-        return receive_ns * 1e-9
-    stamp = sec.astype(np.float64) + cols["header.stamp.nanosec"].astype(np.float64) * 1e-9
-    unset = (sec == 0) & (cols["header.stamp.nanosec"] == 0)
-    if unset.any():
-        stamp = np.where(unset, receive_ns * 1e-9, stamp)
-    return stamp
+        return receive_ns
+    stamp_ns = sec.astype(np.int64) * 1_000_000_000 + cols["header.stamp.nanosec"].astype(np.int64)
+    return np.where(stamp_ns == 0, receive_ns, stamp_ns)
 
 
 class _ColumnCollector:
@@ -150,7 +148,9 @@ class _ColumnCollector:
         cols = decode_columns(self.bag.typestore, self.msgtype, self.raws)
         receive = np.asarray(self.receive, dtype=np.int64)
         part = {new: cols[old] for old, new in self.mapping.items()}
-        part["time_s"] = _stamp_seconds(cols, receive)
+        # Through integer ns, as rclpy's Time.nanoseconds * 1e-9: one rounding, not two.
+        part["time_ns"] = _stamp_ns(cols, receive)
+        part["time_s"] = part["time_ns"] * 1e-9
         part["receive_time_s"] = receive * 1e-9
         self.parts.append(part)
         self.raws, self.receive = [], []
@@ -158,7 +158,7 @@ class _ColumnCollector:
     def result(self) -> dict[str, np.ndarray]:
         self._decode()
         if not self.parts:
-            names = [*self.mapping.values(), "time_s", "receive_time_s"]
+            names = [*self.mapping.values(), "time_ns", "time_s", "receive_time_s"]
             return {name: np.empty(0) for name in names}
         # Concatenate column by column, dropping the parts as we go: peak memory is the
         # result plus one column, not twice the result.
