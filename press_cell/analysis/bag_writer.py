@@ -286,6 +286,8 @@ class BagWriter:
     ``write`` takes a message object of the typestore (``typestore.types[msgtype](...)``);
     ``write_raw`` takes CDR bytes as received from a ROS subscription (``raw=True``).
     Timestamps are receive times in ns since the epoch, as ``ros2 bag record`` stores them.
+    Not thread-safe: call it from one thread (or hold a lock), e.g. the recorder's callbacks
+    in a mutually exclusive callback group.
     """
 
     def __init__(
