@@ -43,9 +43,11 @@ nominal time and live pressure is integrated over wall time x time_scale; it mus
 press's time scale. Steps the history does not model are logged and ignored.
 
 Lifecycle: configure = read params, build (and for sim load recipes), connect, self-check
-(FAILURE with a logged reason); activate = action server, monitor thread, diagnostics;
-deactivate = abort a running sweep (the cell is left at open circuit), stop monitoring;
-cleanup = disconnect; shutdown = make safe.
+(FAILURE with a logged reason); activate = serve measure_impedance, monitor thread,
+diagnostics; deactivate = abort a running sweep (-> NOT_ACTIVE; the cell is left at open
+circuit), stop monitoring; new goals are rejected while inactive (the server stays so an
+aborted goal still delivers its result); cleanup = remove the server, disconnect;
+shutdown = make safe.
 """
 
 import math
@@ -165,6 +167,7 @@ class ImpedanceNode(LifecycleNode):
         self._recipes = None
         self._identity = ""
         self._action_server: ActionServer | None = None
+        self._active = False
         self._timers: list = []
         self._lock = threading.Lock()           # goal admission
         self._device_lock = threading.Lock()    # one measurement on the instrument at a time
@@ -324,12 +327,16 @@ class ImpedanceNode(LifecycleNode):
                                      clock_mode="wait")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Start the measure_impedance server, the hold monitor and diagnostics."""
-        self._action_server = ActionServer(
-            self, MeasureImpedance, "measure_impedance",
-            execute_callback=self._execute, goal_callback=self._on_goal,
-            cancel_callback=self._on_cancel, callback_group=self._action_group,
-            result_timeout=3600)
+        """Start serving measure_impedance, the hold monitor and diagnostics."""
+        if self._action_server is None:
+            # kept while inactive (goals rejected) so a goal aborted by deactivate still
+            # delivers its result; destroyed at cleanup
+            self._action_server = ActionServer(
+                self, MeasureImpedance, "measure_impedance",
+                execute_callback=self._execute, goal_callback=self._on_goal,
+                cancel_callback=self._on_cancel, callback_group=self._action_group,
+                result_timeout=3600)
+        self._active = True
         self._timers = [self.create_timer(1.0, self._publish_diagnostics,
                                           callback_group=self._telemetry_group)]
         self._monitor_stop.clear()
@@ -342,13 +349,15 @@ class ImpedanceNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Abort a running sweep (cell left at open circuit), stop monitoring."""
+        self._active = False
         self._stop_running_goal(R.NOT_ACTIVE, "the impedance node was deactivated")
         self._teardown_active()
         self._publish_status(DeviceStatus.STATE_READY, "inactive")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Disconnect the instrument."""
+        """Stop serving goals and disconnect the instrument."""
+        self._destroy_action_server()
         self._disconnect()
         self._publish_status(DeviceStatus.STATE_UNCONFIGURED, "unconfigured")
         return TransitionCallbackReturn.SUCCESS
@@ -366,8 +375,10 @@ class ImpedanceNode(LifecycleNode):
 
     def make_safe(self) -> None:
         """Abort any sweep, stop monitoring and disconnect (the instrument's cell goes off)."""
+        self._active = False
         self._stop_running_goal(R.NOT_ACTIVE, "the impedance node shut down")
         self._teardown_active()
+        self._destroy_action_server()
         self._disconnect()
 
     def _stop_running_goal(self, code: int, message: str) -> None:
@@ -385,6 +396,8 @@ class ImpedanceNode(LifecycleNode):
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
+
+    def _destroy_action_server(self) -> None:
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
@@ -414,8 +427,8 @@ class ImpedanceNode(LifecycleNode):
         if not (math.isfinite(area) and 0.0 < area <= MAX_ELECTRODE_AREA_M2):
             return (f"electrode_area {area!r} m^2 outside (0, {MAX_ELECTRODE_AREA_M2:g}] "
                     "(0 = the node's electrode_area)")
-        if self._driver is None:
-            return "the impedance node is not configured"
+        if self._driver is None or not self._active:
+            return "the impedance node is not active (lifecycle state)"
         if self._busy:
             return "busy: another sweep is running (one goal at a time)"
         return ""
@@ -473,6 +486,7 @@ class ImpedanceNode(LifecycleNode):
         """Sweep and fit; translate core exceptions into result codes."""
         result = R()
         stamp = self.get_clock().now().to_msg()
+        stack_pressure_pa = self.stack_pressure_pa()        # at the start of the sweep
         try:
             with self._device_lock:
                 spectrum = self._driver.measure_eis(*sweep, progress_cb=progress,
@@ -480,7 +494,7 @@ class ImpedanceNode(LifecycleNode):
         except PotentiostatAbortedError as exc:
             if exc.partial_spectrum is not None:
                 result.spectrum = spectrum_to_msg(exc.partial_spectrum, goal.cell_id,
-                                                  self.stack_pressure_pa(), stamp)
+                                                  stack_pressure_pa, stamp)
             return self._end_stopped(goal_handle, result, str(exc))
         except PotentiostatConnectionError as exc:
             return self._end(goal_handle, result, R.DISCONNECTED, str(exc))
@@ -488,7 +502,7 @@ class ImpedanceNode(LifecycleNode):
             return self._end(goal_handle, result, R.OVERLOAD, str(exc))
         except PotentiostatError as exc:
             return self._end(goal_handle, result, R.ABORTED, f"instrument error: {exc}")
-        result.spectrum = spectrum_to_msg(spectrum, goal.cell_id, self.stack_pressure_pa(), stamp)
+        result.spectrum = spectrum_to_msg(spectrum, goal.cell_id, stack_pressure_pa, stamp)
         self._spectrum_pub.publish(result.spectrum)
         try:
             fit = fit_cell_spectrum(spectrum, electrode_area_m2=area_m2,
