@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 PELLET = PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET
 R = PlaceComponent.Result
 LEASE_S = 1.0          # the arm's requested lease; renewed every LEASE_S / 3
-ARM = dict(hardware="sim", sim_time_scale=20.0, lease_duration=LEASE_S,
+ARM = dict(hardware="sim", time_scale=20.0, lease_duration=LEASE_S,
            lease_service_timeout=0.5, motion_timeout=600.0, sim_filled_slots=["pellet_tray"])
 
 

@@ -72,7 +72,7 @@ def cells(request):
     for slot in FILLED:
         emulator.arm.add_part(slot, LAYOUT.resolve_slot(slot)[2].position_m)
     port = emulator.start()
-    hardware = {"sim": dict(hardware="sim", sim_time_scale=TIME_SCALE, sim_filled_slots=FILLED),
+    hardware = {"sim": dict(hardware="sim", time_scale=TIME_SCALE, sim_filled_slots=FILLED),
                 "dobot": dict(hardware="dobot", serial_port=port)}
     processes, backends = [], {}
     try:

@@ -28,7 +28,7 @@ telemetry; deactivate = cancel a running placement (the arm retreats with the pa
 gripper never opens away from a station), stop; cleanup = release the lease, disconnect.
 
 Simulation (``hardware: sim``): the kinematic ``SimulatedArm`` runs on a clock
-``sim_time_scale`` times faster than wall time; ``sim_filled_slots`` chooses which tray/rack
+``time_scale`` times faster than wall time; ``sim_filled_slots`` chooses which tray/rack
 slots hold a part at configure; setting the parameter ``sim_fault`` injects one fault into the
 simulated arm for the next placement (``grasp_failure``, ``drop:<m carried>``,
 ``stall:<fraction>``). Tests use it; on a real arm the parameter is refused.
@@ -36,10 +36,8 @@ simulated arm for the next placement (``grasp_failure``, ``drop:<m carried>``,
 
 import re
 import signal
-import sys
 import threading
 import time
-from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -60,6 +58,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, Empty
 
 from press_cell.action import PlaceComponent
+from press_cell.config_files import config_file
 from press_cell.control.placement import (
     ComponentKind,
     PlacementOutcome,
@@ -86,16 +85,6 @@ KIND_BY_CODE = {
 }
 _SLOT_SYNTAX = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(/[0-9]+)?$")
 _SIM_FAULT_SYNTAX = re.compile(r"^(grasp_failure|drop:[0-9.eE+-]+|stall:[0-9.eE+-]+)$")
-
-
-def default_stations_file() -> str:
-    """Return the shipped ``config/stations.yaml`` (source checkout or install share)."""
-    candidates = (Path(__file__).resolve().parents[2] / "config" / "stations.yaml",
-                  Path(sys.prefix) / "share" / "press_cell" / "config" / "stations.yaml")
-    for path in candidates:
-        if path.is_file():
-            return str(path)
-    return str(candidates[0])
 
 
 def pose_to_msg(pose: Pose) -> PoseMsg:
@@ -300,7 +289,7 @@ class ArmNode(LifecycleNode):
             "how long to wait for the press's zone_lease service, s", floats=(0.1, 30.0)))
         declare("pose_rate", 20.0, _describe(
             "rate of ~/pose, Hz; read at activate", floats=(1.0, 100.0)))
-        declare("sim_time_scale", 1.0, _describe(
+        declare("time_scale", 1.0, _describe(
             "sim only: simulated seconds per wall second", read_only=True,
             floats=(0.1, 1000.0)))
         declare("sim_filled_slots", ["*"], _describe(
@@ -362,8 +351,8 @@ class ArmNode(LifecycleNode):
         sequence.travel_speed_m_s = float(self._param("travel_speed"))
         sequence.fine_speed_m_s = float(self._param("fine_speed"))
         sequence.motion_timeout_s = float(self._param("motion_timeout"))
-        # the sequence polls in arm time; the simulated clock runs sim_time_scale times faster
-        scale = self._param("sim_time_scale") if self._param("hardware") == "sim" else 1.0
+        # the sequence polls in arm time; the simulated clock runs time_scale times faster
+        scale = self._param("time_scale") if self._param("hardware") == "sim" else 1.0
         sequence.poll_s = float(self._param("feedback_period")) * scale
 
     # ----------------------------------------------------------------- lifecycle
@@ -373,8 +362,8 @@ class ArmNode(LifecycleNode):
         if hardware not in HARDWARE_CHOICES:
             return self._configure_failed(
                 f"hardware {hardware!r} is not one of {', '.join(HARDWARE_CHOICES)}")
-        path = self._param("stations_file") or default_stations_file()
         try:
+            path = self._param("stations_file") or str(config_file("stations.yaml"))
             layout = load_layout(path)
         except (OSError, StationsConfigError) as exc:
             return self._configure_failed(f"cannot load the cell layout: {exc}")
@@ -422,7 +411,7 @@ class ArmNode(LifecycleNode):
             return DobotArm(self._param("serial_port"),
                             vacuum_sensor_eio=self._param("vacuum_sensor_eio"))
         sim = self._sim_arm_hook or SimulatedArm(
-            ScaledClock(self._param("sim_time_scale")), lockstep=False,
+            ScaledClock(self._param("time_scale")), lockstep=False,
             home_pose=layout.park_pose)
         if self._sim_arm_hook is None:
             for slot, position in self._filled_slots(layout).items():
