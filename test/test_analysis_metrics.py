@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from press_cell.analysis.cycles import press_state_cycles, pressure_cycles
 from press_cell.analysis.metrics import MetricsError, segments_from_trace
@@ -186,3 +188,35 @@ def test_recipe_book_gives_the_exact_tolerance_band(tmp_path):
     assert any("recipe 'quick'" in n for n in with_book.notes)
     (default,) = run.cycle_results()
     assert default.certificate.fraction_in_band > written.certificates[0].fraction_in_band
+
+
+_stage = st.tuples(st.integers(1, 100),                        # MPa
+                   st.integers(50, 1000).map(lambda r: r / 10),  # MPa/s, 0.1 resolution
+                   st.sampled_from([0.0, 0.25, 0.5, 1.234, 2.0]))  # s, 0 = no hold
+
+
+@settings(max_examples=20, deadline=None)
+@given(stages=st.lists(_stage, min_size=1, max_size=3),
+       release=st.integers(10, 100), tolerance_pct=st.sampled_from([0.5, 1, 2, 5]))
+def test_segments_are_rebuilt_exactly_from_a_sampled_setpoint(stages, release, tolerance_pct):
+    from types import SimpleNamespace
+
+    from press_cell.control.profile import PressProfile
+    from press_cell.recipes.segments import recipe_segments
+
+    recipe = SimpleNamespace(
+        stages=[SimpleNamespace(pressure_pa=p * 1e6, ramp_pa_s=r * 1e6, hold_s=h)
+                for p, r, h in stages],
+        tolerance_frac=tolerance_pct / 100, release_pa_s=release * 1e6)
+    segments = recipe_segments(recipe)
+    # Every segment must be seen by at least a few 2 ms samples to be rebuilt.
+    assume(all(s.duration_s >= 0.02 for s in segments))
+    profile = PressProfile(segments)
+    assume(profile.total_duration_s <= 8.0)   # keeps the test fast; lengths do not matter
+    t = np.arange(int(profile.total_duration_s * 500)) / 500.0
+    points = [profile.sample(x) for x in t]
+    rebuilt, start = segments_from_trace(
+        t, np.array([p.setpoint_pa for p in points]), np.array([int(p.phase) for p in points]),
+        np.array([p.segment_index for p in points]), tolerance_pct / 100)
+    assert start == 0.0
+    assert rebuilt == segments
