@@ -75,12 +75,13 @@ def test_replay_at_10x_keeps_order_count_and_timing(bag):
     assert [(t, ts) for t, ts, _ in published] == recorded
     span_s = (recorded[-1][1] - recorded[0][1]) * 1e-9
     assert elapsed == pytest.approx(span_s / 10.0, abs=0.15)
-    # Each message left within 50 ms of its due time (shared 2-core CI machine).
-    assert stats.max_lateness_s < 0.05
+    # Each message left within 100 ms of its due time (shared 2-core CI machine).
+    assert stats.max_lateness_s < 0.1
     # The middle message went out at about half the playback time, not all at once.
     mid = published[len(published) // 2][2] - started
     due_mid = (published[len(published) // 2][1] - recorded[0][1]) * 1e-9 / 10.0
-    assert mid == pytest.approx(due_mid, abs=0.05)
+    assert mid == pytest.approx(due_mid, abs=0.1)
+    assert span_s / 10.0 > 0.25   # the checks above can tell paced from all-at-once
 
 
 def test_replay_loops_filters_topics_and_reports_qos(bag):
