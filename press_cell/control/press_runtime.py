@@ -53,7 +53,9 @@ _LOG = logging.getLogger(__name__)
 VENT_RESEND_S = 0.01
 # The approach ends at this fraction of the cycle's peak target (at least released_min_pa): low,
 # so the loop takes over before the contact stiffness has built much pressure [est].
-CONTACT_FRACTION = 0.002
+CONTACT_FRACTION = 5e-4
+# ... but never below this, Pa: ~4 sigma of a 100 kN cell's noise on a 13 mm die [est].
+CONTACT_MIN_PA = 0.1e6
 
 
 class CycleRefused(Exception):
@@ -246,7 +248,7 @@ class PressRuntime:
                  released_fraction: float = 0.01, released_min_pa: float = 0.05e6,
                  vent_timeout_s: float = 2.0, vent_settle_s: float = 0.5,
                  release_confirm_s: float = 0.02, finish_timeout_s: float = 10.0,
-                 approach_timeout_s: float = 60.0,
+                 approach_timeout_s: float = 60.0, supervisory_lag_s: float = 1.0,
                  stream_rate_hz: float = 100.0, idle_contact_area_m2: float = math.nan) -> None:
         """Configure; ``limits`` default from the driver capabilities at ``start()``.
 
@@ -256,7 +258,9 @@ class PressRuntime:
         nothing can be confirmed and the vent is trusted for ``vent_settle_s`` (10 dump-valve
         time constants [est]); ``finish_timeout_s`` bounds the wait for the release after the
         profile ended before the runtime vents; ``approach_timeout_s`` bounds the approach
-        (closing the gap to the part at the controller's approach demand) before contact.
+        (closing the gap to the part at the controller's approach demand) before contact;
+        ``supervisory_lag_s`` is the lag allowed to a press's own loop when tracking is checked
+        in supervisory mode [est: ~0.9 s for press_cell.physics.hydraulics.InnerForceLoop].
         """
         self.driver = driver
         self.clock = clock
@@ -271,6 +275,7 @@ class PressRuntime:
         self.vent_timeout_s = float(vent_timeout_s)
         self.vent_settle_s = float(vent_settle_s)
         self.approach_timeout_s = float(approach_timeout_s)
+        self.supervisory_lag_s = float(supervisory_lag_s)
         self.release_confirm_s = float(release_confirm_s)
         self.finish_timeout_s = float(finish_timeout_s)
         self.stream_rate_hz = float(stream_rate_hz)
@@ -468,7 +473,7 @@ class PressRuntime:
 
     def _contact_pa(self, cycle) -> float:
         """Return the pressure that counts as contact at the end of the approach, Pa."""
-        return max(CONTACT_FRACTION * cycle.peak_target_pa, self.released_min_pa)
+        return max(CONTACT_FRACTION * cycle.peak_target_pa, CONTACT_MIN_PA)
 
     def _released_pa_for(self, cycle) -> float:
         """Return the pressure below which the press counts as released / out of contact, Pa."""
@@ -509,7 +514,7 @@ class PressRuntime:
             device_fault=reading.device_fault if reading is not None else "",
             relief_open=reading.relief_open if reading is not None else False,
             demand=self._demand, active=cycle is not None and cycle.mode == "run",
-            setpoint_pa=setpoint,
+            setpoint_pa=self._tracking_reference(cycle, now_s, setpoint),
             in_hold=point is not None and point.phase is Phase.HOLD and cycle.mode == "run",
             pressurised=(math.isfinite(pressure) and pressure > self._released_pa())
             or (cycle is not None and cycle.mode != "vent"),
@@ -534,6 +539,18 @@ class PressRuntime:
 
         self._publish(now_s, force, pressure, setpoint, demand, point)
         return self._cycle is not None or self._phase is Phase.VENTING
+
+    def _tracking_reference(self, cycle, now_s: float, setpoint: float) -> float:
+        """Return what the pressure should be now, for the tracking check, Pa.
+
+        Valve mode: the controller's reference (the setpoint through the valve lag).
+        Supervisory mode: the profile ``supervisory_lag_s`` ago (the press's own loop lags).
+        """
+        if cycle is None or cycle.mode != "run":
+            return setpoint
+        if self._controller is not None:
+            return self._controller.reference_pa
+        return cycle.profile.sample(now_s - cycle.t0_s - self.supervisory_lag_s).setpoint_pa
 
     def _write_valve(self, demand: float) -> None:
         self._demand = demand
@@ -569,6 +586,10 @@ class PressRuntime:
             if now_s - self._vent_sent_s >= VENT_RESEND_S:
                 self._send_vent(now_s)
         elapsed = now_s - self._vent_since_s
+        # Keep the dump valve open long enough for the valve spool to come to rest, so closing
+        # it later does not let a still-open valve pressurise the press again.
+        if elapsed < 4.0 * self.gains.valve_tau_s:
+            return None
         fault = self.supervisor.fault
         if fault is not None and fault.kind is FaultKind.SENSOR_FAULT:
             # The sensor cannot confirm anything: trust the dump valve for a fixed time.
@@ -801,7 +822,12 @@ class PressRuntime:
 
     def _control(self, now_s, dt_s, pressure, setpoint, point) -> float:
         if self.mode is PressMode.VALVE:
-            demand = self._controller.compute(setpoint, pressure, point.setpoint_rate_pa_s, dt_s)
+            target = setpoint
+            if point.finished and setpoint <= 0.0:
+                # Aim below zero after the last release so the ram actually lifts off and the
+                # pressure crosses the released threshold instead of creeping toward it.
+                target = -2.0 * self._released_pa()
+            demand = self._controller.compute(target, pressure, point.setpoint_rate_pa_s, dt_s)
             self._write_valve(demand)
             return demand
         command = self._streamer.compute(now_s, setpoint, point.setpoint_rate_pa_s)
