@@ -18,7 +18,7 @@ Checks (DESIGN.md section 5), in the order they are evaluated each cycle:
   pressurised or a cycle is running;
 * ``TRACKING_FAULT``: |setpoint - pressure| above the tracking band for ``tracking_time_s``;
   a hold that keeps pumping above ``leak_demand_limit`` of full demand for ``leak_time_s``
-  just to keep its level (a big leak) is a ``DEVICE_FAULT``.
+  without gaining pressure (a big leak, or a dead pump) is a ``DEVICE_FAULT``.
 
 Fault response (who releases how, ``Fault.release``): VENT (dump valve, fastest unload) for
 e-stop, overpressure, rate limit, sensor fault (a controlled release needs a sensor we no longer
@@ -191,6 +191,7 @@ class SafetySupervisor:
         self._noise_prev_diff = math.nan
         self._track_since_s = math.nan
         self._leak_since_s = math.nan
+        self._leak_start_pa = math.nan
         self._last_now_s = math.nan
         self._rate_since_s = math.nan
 
@@ -329,14 +330,20 @@ class SafetySupervisor:
                                  s.now_s)
         else:
             self._track_since_s = math.nan
+        # A leak shows as heavy pumping in a hold while the pressure does not rise; a hold still
+        # catching up after a ramp the pump could not follow pumps hard too, but gains.
         if s.active and s.in_hold and s.demand > lim.leak_demand_limit:
-            if not math.isfinite(self._leak_since_s):
+            rising = math.isfinite(self._leak_since_s) and \
+                s.pressure_pa > self._leak_start_pa + 0.1 * self.tracking_band_pa
+            if not math.isfinite(self._leak_since_s) or rising:
                 self._leak_since_s = s.now_s
+                self._leak_start_pa = s.pressure_pa
             elif s.now_s - self._leak_since_s > lim.leak_time_s:
                 return self.trip(FaultKind.DEVICE_FAULT,
-                                 f"hydraulic leak: holding needs more than "
-                                 f"{lim.leak_demand_limit:.2f} of full pumping demand for "
-                                 f"{lim.leak_time_s:g} s (now {s.demand:.2f})", s.now_s)
+                                 f"hydraulic leak: pumping above {lim.leak_demand_limit:.2f} of "
+                                 f"full demand for {lim.leak_time_s:g} s in a hold without "
+                                 f"gaining pressure ({self._leak_start_pa / 1e6:.2f} -> "
+                                 f"{s.pressure_pa / 1e6:.2f} MPa)", s.now_s)
         else:
             self._leak_since_s = math.nan
         return None
