@@ -220,6 +220,7 @@ class ArmNode(LifecycleNode):
         self._sequence: PlacementSequence | None = None
         self._gate: ZoneLeaseClient | None = None
         self._action_server: ActionServer | None = None
+        self._active = False
         self._timers: list = []
         self._lock = threading.Lock()
         self._telemetry_lock = threading.Lock()
@@ -227,6 +228,7 @@ class ArmNode(LifecycleNode):
         self._idle = threading.Event()
         self._idle.set()
         self._stop_reason: tuple | None = None   # (error_code, message) for the running goal
+        self._goal_handle = None
         self._last_gripper: bool | None = None
         self._last_in_zone: bool | None = None
         self._last_status: tuple | None = None
@@ -445,14 +447,16 @@ class ArmNode(LifecycleNode):
         return filled
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Start the place_component server and the telemetry timers."""
-        self._action_server = ActionServer(
-            self, PlaceComponent, "place_component",
-            execute_callback=self._execute,
-            goal_callback=self._on_goal,
-            cancel_callback=self._on_cancel,
-            callback_group=self._action_group,
-            result_timeout=3600)
+        """Serve place_component goals and start the telemetry timers."""
+        if self._action_server is None:
+            self._action_server = ActionServer(
+                self, PlaceComponent, "place_component",
+                execute_callback=self._execute,
+                goal_callback=self._on_goal,
+                cancel_callback=self._on_cancel,
+                callback_group=self._action_group,
+                result_timeout=3600)
+        self._active = True
         period_s = 1.0 / float(self._param("pose_rate"))
         self._timers = [
             self.create_timer(period_s, self._publish_telemetry,
@@ -466,7 +470,12 @@ class ArmNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Cancel a running placement (the arm retreats holding its part), stop telemetry."""
+        """Cancel a running placement (the arm retreats holding its part), stop telemetry.
+
+        The action server stays until cleanup so the aborted goal's result is delivered;
+        while inactive it rejects goals.
+        """
+        self._active = False
         self._stop_running_goal(DeviceStatus.STATE_READY, PlaceComponent.Result.NOT_ACTIVE,
                                 "the arm node was deactivated")
         if self._arm is not None:
@@ -514,14 +523,15 @@ class ArmNode(LifecycleNode):
                 self.get_logger().error("the running placement did not end within 60 s")
 
     def _teardown_active(self) -> None:
+        self._active = False
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
+
+    def _disconnect(self) -> None:
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
-
-    def _disconnect(self) -> None:
         if self._gate is not None:
             self._gate.close()
             self._gate = None
@@ -547,6 +557,8 @@ class ArmNode(LifecycleNode):
                 return (f"{field} {ref!r} is not 'station' or 'station/<slot number>'")
         if self._arm is None or self._sequence is None:
             return "the arm node is not configured"
+        if not self._active:
+            return "the arm node is inactive; activate it first"
         if self._arm.latched:
             return "emergency stop latched; call ~/reset_fault first"
         if self._busy:
@@ -632,9 +644,12 @@ class ArmNode(LifecycleNode):
 
     def _on_stage(self, stage: PlacementStage, pose: Pose) -> None:
         """Publish action feedback for the running goal (called by the sequence)."""
-        goal_handle = getattr(self, "_goal_handle", None)
+        goal_handle = self._goal_handle
         if goal_handle is None or not goal_handle.is_active:
             return
+        if goal_handle.is_cancel_requested or self._stop_reason is not None:
+            # a cancel or e-stop that came before run() started (run clears the flag)
+            self._sequence.cancel()
         feedback = PlaceComponent.Feedback(
             stage=getattr(PlaceComponent.Feedback, f"STAGE_{stage.name}"),
             stage_name=stage.value, pose=pose_to_msg(pose),

@@ -54,7 +54,7 @@ def stop(proc, sig_kill=False):
 def arm_args(namespace, **params):
     """Return the arguments that start the arm node in ``namespace`` with ``params``."""
     args = ["-m", "press_cell.nodes.arm_node", "--ros-args", "-r", f"__ns:={namespace}",
-            "-p", "autostart:=true"]
+            "--params-file", str(REPO / "config" / "arm.yaml"), "-p", "autostart:=true"]
     for name, value in params.items():
         if isinstance(value, (list, tuple)):
             value = "[" + ",".join(str(v) for v in value) + "]"
