@@ -154,7 +154,11 @@ def sweep_refusal(freq_max_hz: float, freq_min_hz: float, points_per_decade: int
 
 
 class ImpedanceNode(LifecycleNode):
-    """The potentiostat: measure_impedance, ~/spectrum, hold monitoring on ~/monitor."""
+    """The potentiostat: measure_impedance, ~/spectrum, hold monitoring on ~/monitor.
+
+    ``driver`` (tests, custom rigs) replaces the backend ``hardware`` would build; the node
+    then keeps no simulated cell of its own and ignores ``press/trace``.
+    """
 
     def __init__(self, *, namespace: str = "", context=None, parameter_overrides=None,
                  driver: PotentiostatDriver | None = None) -> None:
@@ -583,21 +587,22 @@ class ImpedanceNode(LifecycleNode):
         history = self._history
         if history is None:
             return
-        if step_kind(msg.step_name) is None:
-            self.get_logger().info(f"press cycle {msg.step_name!r} ignored: not a cell step")
+        step_name = msg.step_name or msg.certificate.step_name
+        if step_kind(step_name) is None:
+            self.get_logger().info(f"press cycle {step_name!r} ignored: not a cell step")
             return
         name = msg.certificate.recipe_name
         recipe = self._recipes.press.get(name) if self._recipes is not None else None
         if name and recipe is None:
-            self.get_logger().warning(f"press cycle {msg.step_name!r}: recipe {name!r} not in "
+            self.get_logger().warning(f"press cycle {step_name!r}: recipe {name!r} not in "
                                       "recipes_file; using the certificate's material")
         try:
             text = history.add_cycle(
-                msg.step_name, np.asarray(msg.time), np.asarray(msg.pressure), recipe,
+                step_name, np.asarray(msg.time), np.asarray(msg.pressure), recipe,
                 material=None if recipe is not None else (msg.certificate.material or None),
                 contact_area_m2=msg.contact_area or None)
         except CellHistoryError as exc:
-            self.get_logger().error(f"press cycle {msg.step_name!r} not replayed: {exc}")
+            self.get_logger().error(f"press cycle {step_name!r} not replayed: {exc}")
             return
         self._counts["cycles"] = history.cycles_replayed
         self.get_logger().info(f"simulated cell: {text}")
