@@ -281,7 +281,7 @@ class PressRuntime:
         self.stream_rate_hz = float(stream_rate_hz)
         self._runner = LoopRunner(self._step, rate_hz, clock, lockstep=lockstep,
                                   time_scale=time_scale, realtime=realtime)
-        self._state = LatestValue(PressSnapshot())
+        self._state = LatestValue(None)
         self._api_lock = threading.Lock()
         self._busy = False
         self._started = False
@@ -296,6 +296,10 @@ class PressRuntime:
         self._vent_since_s = math.nan
         self._last = None
         self._handled_fault = None
+        self._supervisor_input = SupervisorInput(
+            now_s=math.nan, force_n=math.nan, pressure_pa=math.nan, sample_stamp_s=math.nan,
+            comms_error="", device_fault="", relief_open=False, demand=0.0, active=False,
+            setpoint_pa=math.nan, in_hold=False, pressurised=False)
         self._shutdown_reply = None
         self._now_s = math.nan
         self._reading_stale = True
@@ -456,7 +460,8 @@ class PressRuntime:
 
     def snapshot(self) -> PressSnapshot:
         """Return the latest loop state (never blocks)."""
-        return self._state.read()
+        values = self._state.read()
+        return PressSnapshot() if values is None else PressSnapshot(*values)
 
     def timing(self) -> LoopTiming:
         """Return the loop timing statistics (never blocks the loop)."""
@@ -507,18 +512,22 @@ class PressRuntime:
         if cycle is not None and cycle.mode in ("approach", "run", "release", "finish"):
             point = cycle.profile.sample(now_s - cycle.t0_s)
             setpoint = point.setpoint_pa
-        new_fault = self.supervisor.check(SupervisorInput(
-            now_s=now_s, force_n=force, pressure_pa=pressure,
-            sample_stamp_s=reading.stamp_s if reading is not None else math.nan,
-            comms_error=comms_error,
-            device_fault=reading.device_fault if reading is not None else "",
-            relief_open=reading.relief_open if reading is not None else False,
-            demand=self._demand, active=cycle is not None and cycle.mode == "run",
-            setpoint_pa=self._tracking_reference(cycle, now_s, setpoint),
-            in_hold=point is not None and point.phase is Phase.HOLD and cycle.mode == "run",
-            pressurised=(math.isfinite(pressure) and pressure > self._released_pa())
-            or (cycle is not None and cycle.mode != "vent"),
-        ))
+        # One input record, refilled every cycle (no allocation in the loop).
+        inp = self._supervisor_input
+        inp.now_s = now_s
+        inp.force_n = force
+        inp.pressure_pa = pressure
+        inp.sample_stamp_s = reading.stamp_s if reading is not None else math.nan
+        inp.comms_error = comms_error
+        inp.device_fault = reading.device_fault if reading is not None else ""
+        inp.relief_open = reading.relief_open if reading is not None else False
+        inp.demand = self._demand
+        inp.active = cycle is not None and cycle.mode == "run"
+        inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint)
+        inp.in_hold = point is not None and point.phase is Phase.HOLD and cycle.mode == "run"
+        inp.pressurised = (math.isfinite(pressure) and pressure > self._released_pa()) or \
+            (cycle is not None and cycle.mode != "vent")
+        new_fault = self.supervisor.check(inp)
         del new_fault   # every latched fault, however it tripped, is handled just below
         fault = self.supervisor.fault
         if fault is not None and fault is not self._handled_fault:
@@ -864,21 +873,23 @@ class PressRuntime:
         _LOG.info("cycle %s ended: %s %s", cycle.handle.part_id, status, message)
 
     def _publish(self, now_s, force, pressure, setpoint, demand, point) -> None:
+        # A plain tuple per cycle; the PressSnapshot is built by the reader, off the loop.
         r = self._last
         fault = self.supervisor.fault
-        self._state.publish(PressSnapshot(
-            stamp_s=now_s, phase=self._phase,
-            segment_index=point.segment_index if point is not None and
-            self._cycle is not None and self._cycle.mode in ("approach", "run") else -1,
-            segment_count=len(self._cycle.segments) if self._cycle is not None else 0,
-            pressure_pa=pressure, setpoint_pa=setpoint, force_n=force,
-            ram_position_m=r.ram_position_m if r is not None else math.nan,
-            valve_demand=demand,
-            time_in_segment_s=point.time_in_segment_s if point is not None else 0.0,
-            time_remaining_s=point.time_remaining_s if point is not None else 0.0,
-            contact_area_m2=self._area_m2,
-            relief_open=r.relief_open if r is not None else False,
-            zone_leased=self.supervisor.zone_leased,
-            fault_code=fault.code if fault is not None else 0,
-            fault_message=fault.message if fault is not None else "",
+        cycle = self._cycle
+        self._state.publish((
+            now_s, self._phase,
+            point.segment_index if point is not None and cycle is not None and
+            cycle.mode in ("approach", "run") else -1,
+            len(cycle.segments) if cycle is not None else 0,
+            pressure, setpoint, force,
+            r.ram_position_m if r is not None else math.nan,
+            demand,
+            point.time_in_segment_s if point is not None else 0.0,
+            point.time_remaining_s if point is not None else 0.0,
+            self._area_m2,
+            r.relief_open if r is not None else False,
+            self.supervisor.zone_leased,
+            fault.code if fault is not None else 0,
+            fault.message if fault is not None else "",
         ))

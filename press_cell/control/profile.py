@@ -12,6 +12,7 @@ Phases use the numbering of ``msg/PressState.msg`` (``PHASE_*``).
 import enum
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from press_cell.recipes.segments import Segment
 
@@ -98,9 +99,8 @@ def validate_segments(segments, max_pressure_pa: float = math.inf,
     return segs
 
 
-@dataclass(frozen=True)
-class ProfilePoint:
-    """Where the profile is at one instant."""
+class ProfilePoint(NamedTuple):
+    """Where the profile is at one instant (a NamedTuple: cheap to build every cycle)."""
 
     setpoint_pa: float          # Pa
     setpoint_rate_pa_s: float   # Pa/s, slope of the setpoint (0 in holds)

@@ -148,9 +148,9 @@ class SafetyLimits:
         return min(self.force_limit_n / contact_area_m2, recipe_max_pressure_pa)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SupervisorInput:
-    """What the supervisor sees in one cycle."""
+    """What the supervisor sees in one cycle (mutable so the loop can refill one instance)."""
 
     now_s: float                # clock time, s
     force_n: float              # measured force, N (NaN when no sample this cycle)
