@@ -1,0 +1,393 @@
+"""Recorder node: write the cell's topics into a rosbag2 bag (MCAP or sqlite3) as they arrive.
+
+What it records: with ``topics`` empty (the default), every topic under the node's namespace
+whose type is a press_cell type, ``sensor_msgs/FluidPressure``, ``geometry_msgs/WrenchStamped``
+or a ``diagnostic_msgs`` type, plus ``/diagnostics``; the ROS graph is searched again every
+``discovery_period`` s, so devices started later are picked up. With ``topics`` set, exactly
+those (relative names resolve in the node's namespace). Messages are taken as raw CDR
+(``raw=True`` subscriptions) and written unchanged with ``BagWriter.write_raw``, stamped with
+the receive time, as ``ros2 bag record`` does. Each topic is subscribed with the QoS its
+publishers offer (reliable only when every publisher is reliable, transient local only when
+every one is, so latched status arrives and best-effort telemetry matches) and those offered
+profiles are stored in the bag for ``ros2 bag play``.
+
+Where bags go: ``<output_dir>/<session>`` (``session`` empty: ``session-<UTC date-time>``).
+With ``split_per_cell`` a new bag ``<output_dir>/<cell id>`` starts when the coordinator
+announces a new cell. Trigger (chosen for robustness): the coordinator's latched
+``~/status`` turning BUSY with ``assembling <cell id> (<recipe>)``. It comes at the start of
+the cell (the CellRecord only comes at its end), a late-started recorder still receives it
+(transient local), and a re-delivered status for the same cell id does not split again. The
+cell's bag runs until the next cell starts, so it also holds the cell's CellRecord and the
+idle telemetry after it. A name that exists already gets a ``_<n>`` suffix; a bag is never
+overwritten.
+
+Metadata (metadata.yaml ``custom_data``): cell id and recipe name from the coordinator's status,
+recipe hash and package version from its ``~/cell_record``, calibration id from the press's
+``/diagnostics`` (key ``calibration_id``) or a press trace certificate; empty when not seen.
+
+Crash safety: the writer closes an MCAP chunk (or commits sqlite3) every ``flush_period`` s
+or ``chunk_size`` bytes, also when no messages arrive (timer), so a recorder killed with
+SIGKILL leaves a bag that ``bag_reader.open_bag`` reads up to the last flush.
+
+Threading: ``BagWriter`` is not thread-safe; every callback of this node is in one mutually
+exclusive callback group and writes under one lock (``destroy_node`` may come from another
+thread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+
+from press_cell import __version__
+from press_cell.analysis.bag_writer import (
+    BagWriter,
+    BagWriterError,
+    RecordingInfo,
+    StorageFormat,
+    qos_from_policy_values,
+)
+from press_cell.analysis.replay import qos_policy_values, replay_qos
+from press_cell.msg import CellRecord, DeviceStatus, PressTrace
+from press_cell.nodes.message_types import UnknownMessageType, message_class
+from press_cell.nodes.qos import LATCHED
+
+#: Types recorded by default (besides every press_cell type).
+STANDARD_TYPES = frozenset({"sensor_msgs/msg/FluidPressure", "geometry_msgs/msg/WrenchStamped"})
+#: Type-name prefixes recorded by default.
+RECORDED_PREFIXES = ("press_cell/", "diagnostic_msgs/")
+#: Absolute topics recorded by default wherever the recorder runs.
+GLOBAL_TOPICS = ("/diagnostics",)
+
+#: The coordinator's status text when a cell starts (coordinator_node ``_assemble``).
+CELL_START = re.compile(r"^assembling (?P<cell_id>\S+) \((?P<recipe>.*)\)$")
+
+# A QoS duration at or beyond this is "infinite" (rmw's default); stored as unset.
+_INFINITE_S = 2.0**31
+
+
+class RecorderNode(Node):
+    """Record the cell's topics into rosbag2 bags; see the module docstring."""
+
+    def __init__(self, *, node_name: str = "recorder", namespace: str | None = None,
+                 context=None, parameter_overrides=None) -> None:
+        """Declare parameters, open the first bag and start discovery and flush timers."""
+        super().__init__(node_name, namespace=namespace, context=context,
+                         parameter_overrides=parameter_overrides or [])
+        self._declare_parameters()
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._lock = threading.Lock()
+        self._writer: BagWriter | None = None
+        self._closed = False
+        self._info = RecordingInfo(package_version=__version__)
+        self._bag_cell_id = ""
+        self._bags: list[Path] = []
+        # topic -> (type name, offered QoS list for the bag, (reliability, durability) used)
+        self._recorded: dict[str, tuple[str, list, tuple]] = {}
+        self._subscriptions_by_topic: dict[str, object] = {}
+        self._refused: set[str] = set()
+        self._status_pub = self.create_publisher(DeviceStatus, "~/status", LATCHED)
+        self._open_bag(self._session_name())
+        self.create_timer(self._param("flush_period") / 2.0, self._on_flush_timer,
+                          callback_group=self._group)
+        self.create_timer(self._param("discovery_period"), self._discover,
+                          callback_group=self._group)
+        self._discover()
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_parameters(self) -> None:
+        def text(name, default, description):
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True))
+
+        text("output_dir", "runs", "folder the bags are written into")
+        text("session", "", "bag name when not split per cell (empty: session-<UTC time>)")
+        text("storage", "mcap", "rosbag2 storage: mcap or sqlite3")
+        text("compression", "zstd", "MCAP chunk compression: zstd, lz4 or none")
+        self.declare_parameter("topics", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="topics to record (relative names in the node's namespace); unset or "
+                        "empty: discover the cell's press_cell, FluidPressure, WrenchStamped and "
+                        "diagnostics topics", read_only=True))
+        self.declare_parameter("split_per_cell", False, ParameterDescriptor(
+            description="start a new bag <output_dir>/<cell id> when the coordinator starts "
+                        "a cell", read_only=True))
+        self.declare_parameter("chunk_size", 256 * 1024, ParameterDescriptor(
+            description="bytes, MCAP chunk size (the most a crash can lose besides "
+                        "flush_period)", read_only=True,
+            integer_range=[IntegerRange(from_value=1024, to_value=64 * 1024 * 1024, step=1)]))
+        self.declare_parameter("flush_period", 0.5, ParameterDescriptor(
+            description="s, the open chunk is written out at least this often", read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0)]))
+        self.declare_parameter("discovery_period", 1.0, ParameterDescriptor(
+            description="s, how often the ROS graph is searched for new topics",
+            read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.1, to_value=60.0)]))
+        self.declare_parameter("queue_depth", 200, ParameterDescriptor(
+            description="messages each subscription buffers between callbacks",
+            read_only=True, integer_range=[IntegerRange(from_value=1, to_value=100000, step=1)]))
+        storage = self._param("storage")
+        if storage not in {s.value for s in StorageFormat}:
+            raise ValueError(f"recorder: storage {storage!r} is not supported; use one of "
+                             f"{[s.value for s in StorageFormat]}")
+
+    def _param(self, name):
+        return self.get_parameter(name).value
+
+    def _session_name(self) -> str:
+        return self._param("session") or time.strftime("session-%Y%m%dT%H%M%SZ", time.gmtime())
+
+    def _explicit_topics(self) -> list[str]:
+        names = self.get_parameter_or("topics", Parameter("topics", value=[])).value or []
+        ns = self.get_namespace().rstrip("/")
+        return [n if n.startswith("/") else f"{ns}/{n}" for n in names if n]
+
+    # ------------------------------------------------------------------ bags
+    @property
+    def bag_path(self) -> Path | None:
+        """Return the bag being written (None after ``close``)."""
+        return None if self._writer is None else self._writer.path
+
+    @property
+    def bags(self) -> list[Path]:
+        """Return every bag this node opened, in order."""
+        return list(self._bags)
+
+    def _open_bag(self, name: str) -> None:
+        """Open ``<output_dir>/<name>`` and close the current bag; the caller holds no lock."""
+        out = Path(self._param("output_dir"))
+        out.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "bag"
+        path, n = out / safe, 0
+        while path.exists():
+            n += 1
+            path = out / f"{safe}_{n}"
+        flush_s = self._param("flush_period")
+        writer = BagWriter(path, storage=self._param("storage"), info=self._info,
+                           chunk_size_bytes=self._param("chunk_size"), max_chunk_age_s=flush_s,
+                           metadata_interval_s=max(5.0, flush_s),
+                           compression=self._param("compression"))
+        writer.open()
+        for topic, (msgtype, offered, _) in self._recorded.items():
+            writer.add_topic(topic, msgtype, offered)
+        with self._lock:
+            if self._closed:  # closed meanwhile (node shutting down): keep nothing open
+                old = writer
+            else:
+                old, self._writer = self._writer, writer
+            if old is not None:
+                old.close()
+        self._bags.append(path)
+        self.get_logger().info(f"recording into {path} ({self._param('storage')})")
+        self._publish_status(f"recording {path}")
+
+    def _publish_status(self, message: str, state: int = DeviceStatus.STATE_READY) -> None:
+        msg = DeviceStatus(device="recorder", hardware=str(self._param("storage")), state=state,
+                           message=message)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(msg)
+
+    def close(self) -> None:
+        """Finish the current bag (summary, metadata); later messages are dropped."""
+        with self._lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()  # BagWriter logs the closing (rosout may be gone by now)
+
+    def destroy_node(self) -> None:
+        """Close the bag, then destroy the node."""
+        self.close()
+        super().destroy_node()
+
+    def _on_flush_timer(self) -> None:
+        """Write out the open chunk when it is due, also while no messages arrive."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.info = self._info
+                self._writer.flush_if_due()
+
+    # ------------------------------------------------------------------ discovery
+    def _wanted(self, topic: str, types: list[str]) -> bool:
+        explicit = self._explicit_topics()
+        if explicit:
+            return topic in explicit
+        if topic in GLOBAL_TOPICS:
+            return True
+        ns = self.get_namespace().rstrip("/")
+        if ns and not topic.startswith(ns + "/"):
+            return False
+        return any(t in STANDARD_TYPES or t.startswith(RECORDED_PREFIXES) for t in types)
+
+    def _discover(self) -> None:
+        """Subscribe to wanted topics that have publishers; adapt QoS to new publishers."""
+        for topic, types in self.get_topic_names_and_types():
+            if topic in self._refused or not self._wanted(topic, types):
+                continue
+            infos = self.get_publishers_info_by_topic(topic)
+            if not infos:
+                continue
+            msgtype = types[0]
+            if len(types) > 1:
+                self.get_logger().warning(f"{topic} has several types {types}; recording "
+                                          f"{msgtype}", once=True)
+            offered = [_bag_qos(info.qos_profile) for info in infos]
+            policy = replay_qos(offered)
+            key = (policy.reliability.value, policy.durability.value)
+            known = self._recorded.get(topic)
+            if known is not None and known[2] == key:
+                continue
+            self._subscribe(topic, msgtype, offered, policy, key)
+
+    def _subscribe(self, topic: str, msgtype: str, offered: list, policy, key: tuple) -> None:
+        try:
+            cls = message_class(msgtype)
+        except UnknownMessageType as exc:
+            self._refused.add(topic)
+            self.get_logger().warning(f"not recording {topic}: {exc}")
+            return
+        old = self._subscriptions_by_topic.pop(topic, None)
+        if old is not None:
+            self.destroy_subscription(old)
+        values = qos_policy_values(policy)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("queue_depth"),
+                         reliability=ReliabilityPolicy(values["reliability"]),
+                         durability=DurabilityPolicy(values["durability"]))
+        with self._lock:
+            if topic not in self._recorded and self._writer is not None:
+                try:
+                    self._writer.add_topic(topic, msgtype, offered)
+                except BagWriterError as exc:
+                    self._refused.add(topic)
+                    self.get_logger().warning(f"not recording {topic}: {exc}")
+                    return
+            self._recorded[topic] = (msgtype, offered, key)
+        decoder = self._metadata_decoder(msgtype)
+        self._subscriptions_by_topic[topic] = self.create_subscription(
+            cls, topic, lambda data, t=topic, d=decoder: self._on_message(t, data, d), qos,
+            raw=True, callback_group=self._group)
+        self.get_logger().info(f"recording {topic} [{msgtype}] "
+                               f"({'reliable' if key[0] == 1 else 'best effort'}"
+                               f"{', transient local' if key[1] == 1 else ''})")
+
+    # ------------------------------------------------------------------ messages
+    def _on_message(self, topic: str, data: bytes, decoder) -> None:
+        """Write one received message (raw CDR) into the current bag."""
+        stamp_ns = self.get_clock().now().nanoseconds
+        if decoder is not None:
+            decoder(data)  # may start a new bag before this message is written
+        with self._lock:
+            if self._writer is not None:
+                self._writer.write_raw(topic, stamp_ns, data)
+
+    def _metadata_decoder(self, msgtype: str):
+        """Return the callback that reads bag metadata from messages of ``msgtype``, if any."""
+        return {
+            "press_cell/msg/DeviceStatus": self._on_status,
+            "press_cell/msg/CellRecord": self._on_cell_record,
+            "press_cell/msg/PressTrace": self._on_trace,
+            "diagnostic_msgs/msg/DiagnosticArray": self._on_diagnostics,
+        }.get(msgtype)
+
+    def _set_info(self, **changes) -> None:
+        changes = {k: v for k, v in changes.items() if v and getattr(self._info, k) != v}
+        if changes:
+            self._info = dataclasses.replace(self._info, **changes)
+            with self._lock:
+                if self._writer is not None:
+                    self._writer.info = self._info
+
+    def _on_status(self, data: bytes) -> None:
+        """Take the cell id from the coordinator's status; split when a new cell starts."""
+        msg = deserialize_message(data, DeviceStatus)
+        if msg.device != "coordinator" or msg.state != DeviceStatus.STATE_BUSY:
+            return
+        match = CELL_START.match(msg.message)
+        if match is None:
+            return
+        cell_id, recipe = match["cell_id"], match["recipe"]
+        if cell_id == self._bag_cell_id:
+            return  # the latched status delivered again
+        self._bag_cell_id = cell_id
+        self._info = dataclasses.replace(self._info, cell_id=cell_id, recipe_name=recipe,
+                                         recipe_hash="")
+        if self._param("split_per_cell"):
+            self._open_bag(cell_id)
+        else:
+            self._set_info(cell_id=cell_id)
+
+    def _on_cell_record(self, data: bytes) -> None:
+        """Take recipe hash, package version and calibration id from a finished cell."""
+        msg = deserialize_message(data, CellRecord)
+        calibration = next((c.calibration_id for c in msg.certificates if c.calibration_id), "")
+        self._set_info(cell_id=msg.cell_id, recipe_name=msg.recipe_name,
+                       recipe_hash=msg.recipe_hash, package_version=msg.package_version,
+                       calibration_id=calibration)
+
+    def _on_trace(self, data: bytes) -> None:
+        """Take the calibration id from a press cycle's certificate."""
+        msg = deserialize_message(data, PressTrace)
+        self._set_info(calibration_id=msg.certificate.calibration_id)
+
+    def _on_diagnostics(self, data: bytes) -> None:
+        """Take the press's calibration id from its diagnostics (key ``calibration_id``)."""
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        ns = self.get_namespace().rstrip("/")
+        for status in deserialize_message(data, DiagnosticArray).status:
+            if not status.name.startswith(f"{ns}/press"):
+                continue
+            for kv in status.values:
+                if kv.key == "calibration_id":
+                    self._set_info(calibration_id=kv.value)
+
+
+def _seconds(duration) -> float:
+    """Return an rclpy Duration in s, 0 for an infinite (unset) one."""
+    seconds = duration.nanoseconds * 1e-9
+    return 0.0 if seconds >= _INFINITE_S else seconds
+
+
+def _bag_qos(profile):
+    """Convert a publisher's rclpy QoSProfile into the bag's (rosbags) QoS profile."""
+    return qos_from_policy_values(
+        history=int(profile.history), depth=int(profile.depth),
+        reliability=int(profile.reliability), durability=int(profile.durability),
+        liveliness=int(profile.liveliness), deadline_s=_seconds(profile.deadline),
+        lifespan_s=_seconds(profile.lifespan),
+        liveliness_lease_s=_seconds(profile.liveliness_lease_duration))
+
+
+def main(args=None) -> int:
+    """Run the recorder until interrupted (SIGINT/SIGTERM close the bag cleanly)."""
+    rclpy.init(args=args)
+    node = RecorderNode()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    main()
