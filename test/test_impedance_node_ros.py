@@ -311,9 +311,8 @@ def test_a_shorted_cell_overloads_the_instrument(bench):
     assert result.spectrum.overload and len(result.spectrum.frequency) == 49
 
 
+@pytest.mark.parametrize("bench", ["methodscript"], indirect=True)
 def test_emulator_overload_fault_flags_the_spectrum(bench):
-    if bench.emulator is None:
-        pytest.skip("overload status bits are injected into the MethodSCRIPT emulator")
     bench.build_cell(25)
     bench.emulator.faults = EmulatorFaults(overload_above_hz=1e5)
     try:
