@@ -79,6 +79,8 @@ def test_from_fields_reads_the_message_layout():
     fields = SimpleNamespace(enabled=True, monitor_frequency=1.0, r_interface_below=2.0,
                              dr_dt_below=0.1, min_hold=3.0, max_hold=9.0)
     assert HoldEndCriterion.from_fields(fields) == HoldEndCriterion(True, 1.0, 2.0, 0.1, 3.0, 9.0)
+    evaluator = HoldEndEvaluator(fields)            # the message itself is accepted too
+    assert not evaluator.update(2.0, 1.0) and evaluator.update(3.0, 1.0)
 
 
 @pytest.mark.parametrize("kwargs, word", [

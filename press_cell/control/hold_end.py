@@ -15,7 +15,7 @@ non-finite R_int (an overloaded point) are ignored by the R criteria; the time b
 
 Use in the press cycle (one evaluator per hold)::
 
-    evaluator = HoldEndEvaluator(HoldEndCriterion.from_fields(goal.hold_end))
+    evaluator = HoldEndEvaluator(goal.hold_end)     # the message or a HoldEndCriterion
     ...
     if evaluator.update(time_in_hold_s, r_interface_ohm):
         end_hold(evaluator.reason)
@@ -83,8 +83,10 @@ class HoldEndEvaluator:
     monitor rate. Once it has said "end", it keeps saying so with the same ``reason``.
     """
 
-    def __init__(self, criterion: HoldEndCriterion,
-                 slope_window_s: float = DEFAULT_SLOPE_WINDOW_S) -> None:
+    def __init__(self, criterion, slope_window_s: float = DEFAULT_SLOPE_WINDOW_S) -> None:
+        """Take a ``HoldEndCriterion`` or anything with the message's fields (``HoldEndError``)."""
+        if not isinstance(criterion, HoldEndCriterion):
+            criterion = HoldEndCriterion.from_fields(criterion)
         if not (math.isfinite(slope_window_s) and slope_window_s > 0.0):
             raise HoldEndError(f"slope_window_s must be finite and > 0 s, got {slope_window_s!r}")
         self.criterion = criterion
