@@ -191,11 +191,11 @@ class CellBuildHistory:
         if kind is None:
             raise CellHistoryError(f"step {step_name!r} is not modelled; known steps: "
                                    "compaction, prepress_* (or foil_prepress*), stack_press")
-        fields = {}
-        for name in ("material", "mass_kg", "foil_thickness_m", "contact_diameter_m",
-                     "temperature_k"):
-            explicit = locals()[name]
-            fields[name] = explicit if explicit is not None else getattr(recipe, name, None)
+        explicit = {"material": material, "mass_kg": mass_kg,
+                    "foil_thickness_m": foil_thickness_m,
+                    "contact_diameter_m": contact_diameter_m, "temperature_k": temperature_k}
+        fields = {name: value if value is not None else getattr(recipe, name, None)
+                  for name, value in explicit.items()}
         if fields["contact_diameter_m"] is None and contact_area_m2 is not None \
                 and contact_area_m2 > 0.0:
             fields["contact_diameter_m"] = math.sqrt(4.0 * contact_area_m2 / math.pi)
