@@ -227,7 +227,7 @@ class CellBuildHistory:
 
     def _compaction(self, fields, chunks, peak_pa, final_pa, temperature_k) -> str:
         self._start_new_cell_if_done()
-        name = fields["material"] or DEFAULT_POWDER_FOR_METAL[self._metal_name]
+        name = fields["material"] or DEFAULT_POWDER_FOR_METAL.get(self._metal_name, "Li6PS5Cl")
         mass_kg = fields["mass_kg"] or DEFAULT_PELLET_MASS_KG
         diameter_m = fields["contact_diameter_m"] or DEFAULT_DIE_DIAMETER_M
         pellet = PowderCompact(self._powder(name), mass_kg, math.pi * diameter_m ** 2 / 4.0)
