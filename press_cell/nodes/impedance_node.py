@@ -512,8 +512,8 @@ class ImpedanceNode(LifecycleNode):
             fit = fit_cell_spectrum(spectrum, electrode_area_m2=area_m2,
                                     r_ext_ohm=float(self._param("r_ext")))
         except CircuitFitError as exc:
-            code = R.OVERLOAD if spectrum.any_overload and "overload" in str(exc) \
-                else R.FIT_FAILED
+            too_few_in_range = spectrum.any_overload and len(spectrum.valid_points()) < MIN_POINTS
+            code = R.OVERLOAD if too_few_in_range else R.FIT_FAILED
             return self._end(goal_handle, result, code, f"fit failed: {exc}")
         result.fit = fit_to_msg(fit)
         self._last_asr_ohm_cm2 = fit.asr_int_ohm_cm2
