@@ -8,13 +8,15 @@ active (``autostart``), and spins them on one MultiThreadedExecutor in a backgro
 
 import importlib
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+import yaml
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
+from rclpy.parameter import Parameter
 
 from press_cell.config_files import config_dir
 
@@ -45,16 +47,53 @@ class BringupConfig:
     threads: int = 8
 
 
+def _key_pattern(key: str):
+    """Return a regex for a params-file node key (``/**`` any namespaces, ``*`` one token)."""
+    key = key if key.startswith("/") else "/" + key
+    parts = []
+    for token in key.strip("/").split("/"):
+        if token == "**":
+            parts.append("(?:/[^/]+)*")
+        else:
+            parts.append("/" + re.escape(token).replace(r"\*", "[^/]+"))
+    return re.compile("".join(parts) + "$")
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def load_node_parameters(path: Path, node_name: str, namespace: str = "") -> list:
-    """Return the parameters a ROS params file gives ``node_name`` (wildcards honoured)."""
-    if not Path(path).is_file():
+    """Return the parameters a ROS params file gives ``node_name`` in ``namespace``.
+
+    Keys follow the rcl params-file rules: ``/**/press``, ``/**``, ``/cell1/press``, ``press``;
+    later matching keys override earlier ones. A missing file gives no parameters.
+    """
+    path = Path(path)
+    if not path.is_file():
         return []
     try:
-        messages = parameter_dict_from_yaml_file(str(path), use_wildcard=True,
-                                                 target_nodes=[node_name], namespace=namespace)
-    except (RuntimeError, ValueError) as exc:
-        raise BringupError(f"parameter file {path}: {exc}") from exc
-    return [Parameter.from_parameter_msg(msg) for msg in messages.values()]
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BringupError(f"parameter file {path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BringupError(f"parameter file {path}: expected a mapping of node names")
+    full_name = f"{namespace.rstrip('/')}/{node_name}" if namespace else f"/{node_name}"
+    values = {}
+    for key, section in document.items():
+        if not _key_pattern(str(key)).match(full_name):
+            continue
+        if not isinstance(section, dict) or "ros__parameters" not in section:
+            raise BringupError(f"parameter file {path}: section {key!r} has no ros__parameters")
+        values.update(_flatten(section["ros__parameters"] or {}))
+    return [Parameter(name, value=value) for name, value in values.items()]
 
 
 class CellBringup:
