@@ -169,3 +169,23 @@ def test_deactivate_mid_placement_ends_the_goal_and_leaves_the_arm_safe(rclpy_co
     handle = wait_future(client.send_goal_async(goal), 10.0, "goal response after activate")
     assert handle.accepted
     wait_future(handle.cancel_goal_async(), 10.0, "cancel")
+
+
+def test_arm_without_a_press_is_refused_entry_to_the_press_zone(rclpy_context, spin):
+    spin(arm(rclpy_context, namespace="/nopress", time_scale=40.0, lease_service_timeout=0.3,
+             autostart=True))
+    client_node = spin(rclpy.create_node("np_client", context=rclpy_context))
+    client = ActionClient(client_node, PlaceComponent, "/nopress/place_component")
+    wait_for(client.server_is_ready, 10.0, "place_component")
+    feedback = []
+    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET,
+                               component_id="p", source_slot="pellet_tray/0",
+                               target_station="press_die")
+    handle = wait_future(client.send_goal_async(
+        goal, feedback_callback=lambda m: feedback.append(m.feedback)), 10.0, "goal response")
+    response = wait_future(handle.get_result_async(), 20.0, "result")
+    assert response.status == GoalStatus.STATUS_ABORTED
+    result = response.result
+    assert result.error_code == PlaceComponent.Result.ZONE_DENIED
+    assert "not available" in result.error_msg and "put back" in result.error_msg
+    assert not any(f.in_press_zone for f in feedback), "the arm entered the zone"

@@ -87,6 +87,8 @@ def cells(request):
         for backend in backends.values():
             backend.client.wait_arm_ready()
             wait_for(lambda b=backend: b.client.press_states, 20.0, "the press's state samples")
+            wait_for(lambda b=backend: b.client.arm_diagnostic("press_pressure_pa") not in
+                     (None, "unknown"), 20.0, "the arm to hear the press (its /diagnostics)")
         yield backends
     finally:
         for backend in backends.values():
@@ -191,6 +193,8 @@ def test_cancel_mid_transfer_stops_retreats_and_keeps_the_part(backend):
         assert handle.accepted
         wait_for(lambda: any(f.stage == f.STAGE_TRANSFER for f in feedback), 30.0,
                  "the transfer stage")
+        assert not client.send(ANODE, "anode_rack/1", "press_die", "busy").accepted
+        wait_for(lambda: client.status[-1].fault_code == R.BUSY, 5.0, "BUSY on ~/status")
         wait_future(handle.cancel_goal_async(), 5.0, "cancel response")
         response = wait_future(handle.get_result_async(), 30.0, "the canceled result")
     finally:

@@ -545,30 +545,31 @@ class ArmNode(LifecycleNode):
         self._sequence = None
 
     # ----------------------------------------------------------------- action
-    def _goal_refusal(self, goal: PlaceComponent.Goal) -> str:
+    def _goal_refusal(self, goal: PlaceComponent.Goal) -> tuple:
+        """Return ``(result code, reason)`` why the goal is refused, or ``(NONE, "")``."""
+        codes = PlaceComponent.Result
         if goal.kind not in KIND_BY_CODE:
             allowed = ", ".join(f"{code} ({kind.value})" for code, kind in KIND_BY_CODE.items())
-            return f"unknown component kind {goal.kind}; allowed: {allowed}"
+            return codes.INVALID_GOAL, f"unknown component kind {goal.kind}; allowed: {allowed}"
         if not goal.component_id.strip():
-            return "component_id is empty"
+            return codes.INVALID_GOAL, "component_id is empty"
         for field, ref in (("source_slot", goal.source_slot),
                            ("target_station", goal.target_station)):
             if not _SLOT_SYNTAX.match(ref):
-                return (f"{field} {ref!r} is not 'station' or 'station/<slot number>'")
-        if self._arm is None or self._sequence is None:
-            return "the arm node is not configured"
-        if not self._active:
-            return "the arm node is inactive; activate it first"
+                return codes.INVALID_GOAL, (f"{field} {ref!r} is not 'station' or "
+                                            "'station/<slot number>'")
+        if self._arm is None or self._sequence is None or not self._active:
+            return codes.NOT_ACTIVE, "the arm node is not active; configure and activate it"
         if self._arm.latched:
-            return "emergency stop latched; call ~/reset_fault first"
+            return codes.MOTION_FAILED, "emergency stop latched; call ~/reset_fault first"
         if self._busy:
-            return "busy: another placement is running (one goal at a time)"
-        return ""
+            return codes.BUSY, "busy: another placement is running (one goal at a time)"
+        return codes.NONE, ""
 
     def _on_goal(self, goal: PlaceComponent.Goal) -> GoalResponse:
         """Accept a well-formed goal when idle; reject with a logged reason otherwise."""
         with self._lock:
-            reason = self._goal_refusal(goal)
+            code, reason = self._goal_refusal(goal)
             if not reason:
                 self._stop_reason = None
                 self._busy = True
@@ -578,7 +579,7 @@ class ArmNode(LifecycleNode):
                                   f"{reason}")
         state = self._last_status[0] if self._last_status else DeviceStatus.STATE_READY
         self._publish_status(state, f"goal {goal.component_id!r} rejected: {reason}",
-                             fault_code=PlaceComponent.Result.INVALID_GOAL, force=True)
+                             fault_code=code, force=True)
         return GoalResponse.REJECT
 
     def _on_cancel(self, goal_handle) -> CancelResponse:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
@@ -99,7 +100,9 @@ class ArmCellClient:
         self.params = AsyncParameterClient(self.node, f"{namespace}/arm")
         self.estop_pub = self.node.create_publisher(Empty, "estop", qos.COMMAND)
         self.in_zone, self.gripper, self.status, self.press_states = [], [], [], []
-        self.poses = []
+        self.poses, self.diagnostics = [], []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics,
+                                      qos.DIAGNOSTICS)
         self.node.create_subscription(PoseStamped, "arm/pose", self.poses.append,
                                       qos.TELEMETRY)
         self.node.create_subscription(Bool, "arm/in_press_zone",
@@ -112,6 +115,17 @@ class ArmCellClient:
                                       qos.TELEMETRY)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.startswith(f"{self.namespace}/arm:"):
+                self.diagnostics.append(status)
+
+    def arm_diagnostic(self, key):
+        """Return the value of ``key`` in the arm's latest DiagnosticStatus (None if none)."""
+        if not self.diagnostics:
+            return None
+        return {kv.key: kv.value for kv in self.diagnostics[-1].values}.get(key)
 
     def close(self):
         """Stop spinning and destroy the node."""

@@ -8,6 +8,8 @@ Node ``press`` (namespace from ``--ros-args -r __ns:=...``) offering what the ar
 * ``~/state`` (PressState, TELEMETRY QoS, 20 Hz) with ``pressure`` and ``zone_leased``.
 * ``press_cycle`` (PressCycle): rejected in goal_callback while a lease is held, otherwise
   succeeds at once.
+* parameter ``deny_renewals``: refuse (and drop) the lease at the next RENEW, as a press that
+  restarted or expired the lease would.
 
 Prints ``ready`` once serving. Used until ``press_cell.nodes.press_node`` serves the same.
 """
@@ -34,6 +36,7 @@ class ZoneLeasePress:
         node.declare_parameter("pressure_pa", 0.0)
         node.declare_parameter("zone_threshold_pa", 2.0e5)
         node.declare_parameter("max_lease_s", 10.0)
+        node.declare_parameter("deny_renewals", False)   # act as if the lease had expired
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
         self.lease = None        # (lease_id, holder, expiry monotonic s)
@@ -73,6 +76,9 @@ class ZoneLeasePress:
             elif request.operation == ZoneLease.Request.RENEW:
                 if lease is None or lease[0] != request.lease_id:
                     response.message = f"no lease {request.lease_id} held"
+                elif self.param("deny_renewals"):
+                    self.lease = None
+                    response.message = f"lease {request.lease_id} revoked (deny_renewals)"
                 else:
                     self.lease = (lease[0], lease[1], now + duration)
                     response.granted = True
