@@ -14,6 +14,7 @@ from press_cell import __version__
 # Subcommand name -> module under press_cell.commands.
 COMMANDS = {
     "doctor": "doctor",
+    "press": "press",
 }
 
 

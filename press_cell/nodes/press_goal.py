@@ -82,7 +82,8 @@ def _check_pressure(where: str, value_pa: float, allow_zero: bool) -> None:
                        f"(goals are SI: {value_pa:g} MPa = {value_pa * 1e6:g} Pa)")
     if value_pa > MAX_PLAUSIBLE_PRESSURE_PA:
         raise _invalid(f"{where} = {value_pa:g} Pa is above 2 GPa, beyond any press and die: "
-                       f"a unit error (was {value_pa / 1e6:g} Pa meant, i.e. converted twice?)")
+                       "a unit error (goals are in Pa; was a value already in Pa multiplied "
+                       "by 1e6 again?)")
 
 
 def _check_rate(where: str, value_pa_s: float) -> None:

@@ -365,11 +365,11 @@ class PressNode(LifecycleNode):
                 self.get_logger().error(f"disconnect: {exc}")
 
     def close(self) -> None:
-        """Make the press safe, disconnect and destroy the node (standalone shutdown path)."""
+        """Make the press safe and disconnect; then stop the executor and destroy the node."""
         self._make_safe()
         self._teardown_active()
         self._disconnect()
-        self.destroy_node()
+        self._publish_status(force=True)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -427,7 +427,7 @@ class PressNode(LifecycleNode):
                     plan.segments, plan.contact_area_m2, part_id=plan.part_id,
                     max_pressure_pa=plan.max_pressure_pa, recipe_name=plan.recipe_name,
                     recipe_hash=plan.recipe_hash, calibration_id=self._calibration_id,
-                    material=plan.material, step_name=plan.tooling, thickness_probe=probe)
+                    material=plan.material, thickness_probe=probe)
             except CycleRefused as exc:
                 return self._reject(exc.code, str(exc))
             self._cycle = (goal, handle)
@@ -769,6 +769,7 @@ def main(args=None) -> int:
     finally:
         node.close()
         executor.shutdown()
+        node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
