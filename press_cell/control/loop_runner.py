@@ -4,7 +4,9 @@ Real time (``lockstep=False``): absolute deadlines (``next += period``), so slee
 accumulates into drift; the measured dt, the wake latency (how late the thread woke after its
 deadline) and the compute time are recorded every cycle; a cycle that finishes after the next
 deadline is an overrun, and the loop skips the missed deadlines instead of bursting to catch up.
-The thread asks for ``SCHED_FIFO`` and ``mlockall`` and logs one warning when they are refused.
+The thread asks for ``SCHED_FIFO`` and ``mlockall`` and logs one warning when they are refused,
+and shortens the interpreter's GIL switch interval to a quarter period (process-wide), so another
+Python thread cannot hold the loop off for the default 5 ms.
 
 Lockstep (``lockstep=True``): every tick advances a ``SimulatedClock`` by exactly one period, then
 runs the step; with ``time_scale=None`` ticks run back to back (a 60 s hold takes a fraction of
@@ -23,6 +25,7 @@ import ctypes.util
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ TIMING_WINDOW = 10_000
 OVERRUN_WARN_INTERVAL_S = 5.0
 # SCHED_FIFO priority asked for: above ordinary threads, below kernel IRQ threads (50) [est].
 FIFO_PRIORITY = 40
+# Shortest GIL switch interval the loop asks for, s (below ~0.1 ms switching costs dominate).
+GIL_SWITCH_MIN_S = 1e-4
 _MCL_CURRENT = 1
 _MCL_FUTURE = 2
 
@@ -242,6 +247,13 @@ class LoopRunner:
     def _run(self) -> None:
         if self._want_realtime:
             self._timing.realtime = request_realtime()
+        if not (self.lockstep and self.time_scale is None):
+            # Another Python thread (the ROS executor) keeps the GIL for up to the switch
+            # interval (5 ms by default) before the woken loop can run; shorten it to a quarter
+            # period. Process-wide, which is what a process hosting a force loop wants.
+            wanted = max(GIL_SWITCH_MIN_S, self.period_s / 4.0)
+            if sys.getswitchinterval() > wanted:
+                sys.setswitchinterval(wanted)
         try:
             if self.lockstep and self.time_scale is None:
                 self._run_lockstep_fast()

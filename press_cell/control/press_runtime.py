@@ -189,8 +189,10 @@ class CycleHandle:
                 meta = dict(self._meta)
                 meta.update(thickness_start=raw["thickness_start"],
                             thickness_end=raw["thickness_end"])
+                # The loop hands over its timing getter: percentiles are computed here, in the
+                # reader's thread, never in the loop.
                 cert = compute_certificate(trace, raw["profile"], raw["contact_area_m2"],
-                                           raw["timing"], **meta)
+                                           raw["timing"](), **meta)
                 self._outcome = CycleOutcome(raw["status"], raw["error_code"], raw["message"],
                                              cert, trace)
             return self._outcome
@@ -735,7 +737,7 @@ class PressRuntime:
                                       message=refusal[1], rows=[],
                                       profile=PressProfile(cycle.segments),
                                       contact_area_m2=cycle.contact_area_m2,
-                                      timing=self._runner.timing(), thickness_start=math.nan,
+                                      timing=self._runner.timing, thickness_start=math.nan,
                                       thickness_end=math.nan))
             self._busy = False
             return
@@ -862,7 +864,7 @@ class PressRuntime:
         cycle.handle._finish(dict(status=status, error_code=code, message=message,
                                   rows=cycle.rows, profile=cycle.plan,
                                   contact_area_m2=cycle.contact_area_m2,
-                                  timing=self._runner.timing(),
+                                  timing=self._runner.timing,
                                   thickness_start=cycle.thickness_start,
                                   thickness_end=self._probe(cycle)))
         self._busy = False
