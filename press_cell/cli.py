@@ -15,6 +15,8 @@ from press_cell import __version__
 COMMANDS = {
     "doctor": "doctor",
     "press": "press",
+    "analyze": "analyze",
+    "replay": "replay",
 }
 
 

@@ -4,10 +4,15 @@ With press_cell telemetry a cycle is a run of PressState samples whose ``segment
 >= 0 (the press is following a profile); a drop of the index starts a new cycle even without
 an idle sample between. Without press_cell types (a plain ``ros2 bag record`` of
 FluidPressure) a cycle is an excursion of the pressure above a threshold, with hysteresis.
+When the bag holds ``PressTrace`` messages (one per cycle, every loop sample), each trace is a
+cycle of source ``"trace"``; it takes the place of the telemetry cycle it was received in
+(matched on the recorder's receive times) and keeps that cycle's row range, so plots still
+find its telemetry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +43,8 @@ class Cycle:
     end_s: float             # s, time of the last sample
     peak_pressure_pa: float  # Pa
     segment_count: int       # segments seen (0 for the pressure-only source)
-    ended_by: str            # "release", "fault", "end of recording", "new cycle"
+    ended_by: str            # "release", "fault", "end of recording", "new cycle", "aborted"
+    trace_index: int | None = None   # index into ``Run.traces`` for source "trace"
 
     @property
     def duration_s(self) -> float:
@@ -144,13 +150,62 @@ def pressure_cycles(time_s: np.ndarray, pressure_pa: np.ndarray,
     return cycles
 
 
-def find_cycles(run: Run) -> list[Cycle]:
-    """Return the run's cycles from PressState when present, else from FluidPressure."""
+def _telemetry_cycles(run: Run) -> tuple[list[Cycle], np.ndarray | None]:
+    """Return cycles from PressState, else FluidPressure, and their source's receive times."""
     if run.press_state is not None and len(run.press_state["time_s"]):
-        return press_state_cycles(run.press_state)
+        return press_state_cycles(run.press_state), run.press_state["receive_time_s"]
     if run.pressure is not None and len(run.pressure["time_s"]):
-        return pressure_cycles(run.pressure["time_s"], run.pressure["pressure_pa"])
-    return []
+        return (pressure_cycles(run.pressure["time_s"], run.pressure["pressure_pa"]),
+                run.pressure["receive_time_s"])
+    return [], None
+
+
+def _trace_ended_by(recorded) -> str:
+    """Tell how a traced cycle ended: "fault", "release" (profile completed) or "aborted"."""
+    trace, segments = recorded.trace, recorded.segments
+    if np.isin(trace.phase, (Phase.VENTING, Phase.FAULT)).any():
+        return "fault"
+    if segments and segments[-1].kind == "release" and \
+            int(trace.segment_index.max()) == len(segments) - 1:
+        return "release"
+    return "aborted"
+
+
+def find_cycles(run: Run) -> list[Cycle]:
+    """Return the run's cycles: traces first, else PressState, else FluidPressure."""
+    cycles, receive_s = _telemetry_cycles(run)
+    traces = [(j, tr) for j, tr in enumerate(getattr(run, "traces", ())) if len(tr.trace)]
+    if not traces:
+        return cycles
+    # A trace arrives at the end of its cycle: it belongs to the last telemetry cycle that
+    # started (by receive time) before it.
+    first_receive = np.array([receive_s[c.first] for c in cycles]) if cycles else np.empty(0)
+    replaced: dict[int, tuple[int, object]] = {}
+    out = []
+    for j, recorded in traces:
+        k = int(np.searchsorted(first_receive, recorded.receive_time_s, side="right")) - 1
+        if k >= 0 and k not in replaced:
+            replaced[k] = (j, recorded)
+            continue
+        duration_s = float(recorded.trace.time_s[-1] - recorded.trace.time_s[0])
+        out.append(Cycle(
+            index=-1, source="trace", first=0, stop=0,
+            start_s=recorded.receive_time_s - duration_s, end_s=recorded.receive_time_s,
+            peak_pressure_pa=float(np.nanmax(recorded.trace.pressure_pa)),
+            segment_count=len(recorded.segments), ended_by=_trace_ended_by(recorded),
+            trace_index=j))
+    for k, cycle in enumerate(cycles):
+        if k in replaced:
+            j, recorded = replaced[k]
+            cycle = Cycle(
+                index=-1, source="trace", first=cycle.first, stop=cycle.stop,
+                start_s=cycle.start_s, end_s=cycle.end_s,
+                peak_pressure_pa=float(np.nanmax(recorded.trace.pressure_pa)),
+                segment_count=len(recorded.segments), ended_by=_trace_ended_by(recorded),
+                trace_index=j)
+        out.append(cycle)
+    out.sort(key=lambda c: c.start_s)
+    return [dataclasses.replace(c, index=i) for i, c in enumerate(out)]
 
 
 def find_measurements(run: Run, cycles: list[Cycle]) -> list[Measurement]:

@@ -1,15 +1,22 @@
 """Per-cycle certificate metrics from a recorded trace.
 
-With press_cell telemetry the certificate is computed by the *same code* the press node runs
-live (``press_cell.control.certificate.compute_certificate``) on the PressState samples of the
-cycle, so the numbers agree with the live certificate within rounding. The profile it needs is
-rebuilt from the trace: segment kinds from the phase, levels and rates from the setpoint (exact,
-the setpoint is piecewise linear). Tolerance bands are not in PressState: they come from the
-caller (``segments``, a recipe book that names the cycle's recipe, or ``tolerance_frac``, default
-the recipes' 2 %). Identification fields
-(part id, step, material, recipe hash, calibration, thicknesses) come from a recorded CellRecord
-certificate that started at the same time, else from the bag's custom metadata (the recipe hash
-then is the live default: the hash of the rebuilt profile).
+With a recorded ``PressTrace`` (every loop sample of the cycle, the profile as laid out with its
+tolerance bands, and the live certificate) the certificate is recomputed by
+``compute_certificate`` from exactly the samples and profile the press used, so it reproduces
+the live certificate; ``CycleResult.extra`` then holds the live certificate and any figure that
+differs from it (``trace_result``). Identification fields, thicknesses (a probe reading, not in
+the samples) and loop timing are taken from the live certificate.
+
+Otherwise, with press_cell telemetry the certificate is computed by the *same code* the press
+node runs live (``press_cell.control.certificate.compute_certificate``) on the PressState samples
+of the cycle, so the numbers agree with the live certificate within rounding. The profile it
+needs is rebuilt from the trace: segment kinds from the phase, levels and rates from the setpoint
+(exact, the setpoint is piecewise linear). Tolerance bands are not in PressState: they come from
+the caller (``segments``, a recipe book that names the cycle's recipe, or ``tolerance_frac``,
+default the recipes' 2 %). Identification fields (part id, step, material, recipe hash,
+calibration, thicknesses) come from a recorded CellRecord certificate that started at the same
+time, else from the bag's custom metadata (the recipe hash then is the live default: the hash
+of the rebuilt profile).
 
 Without press_cell types (FluidPressure/WrenchStamped only) there is no setpoint: the hold is
 detected as the plateau of the pressure and the certificate carries only what the pressure
@@ -255,6 +262,90 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
                        segments=tuple(segments), notes=tuple(notes))
 
 
+#: A recomputed figure equals the live one when they differ by at most this, relative (float
+#: rounding only; a real disagreement is many orders larger).
+LIVE_MATCH_RELATIVE = 1e-9
+
+_ID_FIELDS = ("part_id", "step_name", "recipe_name", "recipe_hash", "calibration_id", "material",
+              "thickness_start", "thickness_end")
+
+
+def trace_start_pressure(trace: PressTrace, segments) -> float:
+    """Return the start pressure the press laid its profile out from (Pa), from the samples.
+
+    The press lays the profile out again when the ram reaches contact, from the pressure
+    measured then; from that sample on, the setpoint of a first ramp rises exactly at the
+    ramp's rate. The start is the setpoint of the first segment-0 sample after which two
+    steps follow that line; without such a line (no first ramp, too few samples) the setpoint
+    of the first segment-0 sample.
+    """
+    rows = np.flatnonzero(trace.segment_index == 0)
+    if not len(rows):
+        return max(0.0, float(trace.setpoint_pa[0])) if len(trace) else 0.0
+    sp, t = trace.setpoint_pa, trace.time_s
+    first = segments[0] if segments else None
+    if first is not None and first.kind != "hold" and first.rate_pa_s > 0.0:
+        for a, b, c in zip(rows, rows[1:], rows[2:], strict=False):
+            if b != a + 1 or c != b + 1:
+                continue
+            slope = math.copysign(first.rate_pa_s, first.target_pressure_pa - sp[a])
+            step1, step2 = slope * (t[b] - t[a]), slope * (t[c] - t[b])
+            if step1 and step2 and abs(sp[b] - sp[a] - step1) <= 1e-6 * abs(step1) and \
+                    abs(sp[c] - sp[b] - step2) <= 1e-6 * abs(step2):
+                return float(sp[a])
+    return max(0.0, float(sp[rows[0]]))
+
+
+def certificate_differences(recomputed: PressCertificate, live: PressCertificate,
+                            relative: float = LIVE_MATCH_RELATIVE) -> dict[str, tuple]:
+    """Return ``{field: (recomputed, live)}`` for every numeric figure that differs.
+
+    NaN equals NaN (a figure that does not apply in both); loop timing is not compared.
+    """
+    out = {}
+    for name in PressCertificate.__dataclass_fields__:
+        a, b = getattr(recomputed, name), getattr(live, name)
+        if isinstance(a, float) and isinstance(b, float):
+            if math.isnan(a) and math.isnan(b):
+                continue
+            if not abs(a - b) <= relative * max(1.0, abs(a), abs(b)):
+                out[name] = (a, b)
+    return out
+
+
+def trace_result(run: Run, cycle: Cycle) -> CycleResult:
+    """Recompute a traced cycle's certificate and compare it with the live one."""
+    recorded = run.traces[cycle.trace_index]
+    segments = list(recorded.segments)
+    start_pa = trace_start_pressure(recorded.trace, segments)
+    try:
+        profile = PressProfile(segments, start_pressure_pa=start_pa)
+    except ProfileError as exc:
+        raise MetricsError(f"cycle {cycle.index}: the recorded profile is not valid "
+                           f"({exc})") from exc
+    live = recorded.live_certificate
+    meta = {name: getattr(live, name) for name in _ID_FIELDS}
+    certificate = compute_certificate(recorded.trace, profile, recorded.contact_area_m2,
+                                      loop_timing=live.loop_timing, **meta)
+    differences = certificate_differences(certificate, live)
+    notes = ["certificate recomputed from the full-rate PressTrace with its recorded profile "
+             "(tolerance bands as laid out); ids, thicknesses and loop timing from the live "
+             "certificate"]
+    if differences:
+        notes.append("differs from the live certificate in: " + ", ".join(
+            f"{k} ({a:.6g} vs live {b:.6g})" for k, (a, b) in differences.items()))
+    else:
+        notes.append("equals the live certificate")
+    extra = {"live_certificate": live.as_dict(), "matches_live": not differences,
+             "differences_from_live": {k: {"recomputed": a, "live": b}
+                                       for k, (a, b) in differences.items()},
+             "start_pressure_pa": start_pa, "samples": len(recorded.trace),
+             "loop_rate_hz": recorded.loop_rate_hz}
+    return CycleResult(cycle=cycle, certificate=certificate,
+                       method="full-rate trace (live certificate code)",
+                       segments=tuple(segments), extra=extra, notes=tuple(notes))
+
+
 def plateau_result(time_s: np.ndarray, pressure_pa: np.ndarray, cycle: Cycle,
                    force_time_s: np.ndarray | None = None, force_n: np.ndarray | None = None,
                    tolerance_frac: float = DEFAULT_TOLERANCE_FRAC) -> CycleResult:
@@ -322,7 +413,9 @@ def run_metrics(run: Run, *, tolerance_frac: float = DEFAULT_TOLERANCE_FRAC,
     results = []
     for cycle in find_cycles(run):
         try:
-            if cycle.source == "press_state":
+            if cycle.source == "trace":
+                results.append(trace_result(run, cycle))
+            elif cycle.source == "press_state":
                 given = (segments_by_cycle or {}).get(cycle.index)
                 results.append(press_state_result(run, cycle, segments=given,
                                                   tolerance_frac=tolerance_frac,

@@ -11,11 +11,15 @@ since the epoch (the message header stamp; the bag receive time where the header
 ``time_s``, the same in integer ns as ``time_ns`` (exact), and ``receive_time_s``.
 A bag recorded without press_cell types (``ros2 bag record`` of FluidPressure/WrenchStamped)
 loads too: ``press_state`` is then ``None`` and the cycles come from the pressure trace alone.
+``PressTrace`` messages (``.../press/trace``: every loop sample of a cycle, the profile as laid
+out with its tolerances, and the live certificate) load as ``Run.traces``; the metrics prefer
+them to the decimated PressState telemetry.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +28,9 @@ import numpy as np
 from press_cell.analysis.bag_reader import Bag, BagReadError, TopicInfo, open_bag
 from press_cell.analysis.bag_writer import RecordingInfo
 from press_cell.analysis.cdr_columns import decode_columns
+from press_cell.control.certificate import PressCertificate, PressTrace
+from press_cell.control.loop_runner import LoopTiming
+from press_cell.recipes.segments import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,10 @@ CELL_RECORD = "press_cell/msg/CellRecord"
 FLUID_PRESSURE = "sensor_msgs/msg/FluidPressure"
 WRENCH_STAMPED = "geometry_msgs/msg/WrenchStamped"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+PRESS_TRACE = "press_cell/msg/PressTrace"
+
+#: PressSegment.kind -> ``Segment.kind``.
+_SEGMENT_KINDS = {0: "ramp", 1: "hold", 2: "release"}
 
 #: Messages decoded per batch: bounds the memory held as raw bytes while loading.
 BATCH_MESSAGES = 100_000
@@ -77,6 +88,20 @@ class Spectrum:
     overload: bool
 
 
+@dataclass(frozen=True)
+class RecordedTrace:
+    """One ``PressTrace`` message: every loop sample of a cycle, its profile, live certificate."""
+
+    receive_time_s: float                # s since the epoch, when the recorder received it
+    part_id: str
+    step_name: str
+    contact_area_m2: float               # m^2
+    loop_rate_hz: float                  # Hz
+    segments: tuple                      # ``recipes.segments.Segment``, as laid out
+    trace: PressTrace                    # the samples (time in s of the loop clock)
+    live_certificate: PressCertificate   # as the press computed it at the end of the cycle
+
+
 @dataclass
 class Run:
     """A recorded run, loaded into numpy columns; see the module docstring."""
@@ -97,6 +122,7 @@ class Run:
     spectra: list[Spectrum] = field(default_factory=list)
     cell_records: list = field(default_factory=list)   # rosbags CellRecord objects
     diagnostics: list[tuple[float, str, int, str]] = field(default_factory=list)
+    traces: list[RecordedTrace] = field(default_factory=list)
     chosen_topics: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -184,11 +210,14 @@ def _choose(bag: Bag, msgtype: str, namespace: str | None, problems: list[str]) 
     return names[0]
 
 
-def load_run(path: str | Path, namespace: str | None = None) -> Run:
+def load_run(path: str | Path, namespace: str | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Run:
     """Load a bag (press_cell or plain ``ros2 bag record``) into a ``Run``.
 
-    ``namespace`` (e.g. ``"/cell_a"``) selects one cell when several were recorded. Raises
-    ``BagReadError`` when the bag cannot be read at all.
+    ``namespace`` (e.g. ``"/cell_a"``) selects one cell when several were recorded.
+    ``progress(done, total)`` is called after each batch with the messages read so far and
+    the messages of the topics being read. Raises ``BagReadError`` when the bag cannot be read
+    at all.
     """
     with open_bag(path) as bag:
         problems = list(bag.problems)
@@ -221,12 +250,20 @@ def load_run(path: str | Path, namespace: str | None = None) -> Run:
                          if (namespace is None or t.startswith(namespace))
                          and CELL_RECORD in decodable}
         diag_topics = set(bag.topics_of_type(DIAGNOSTIC_ARRAY))
-        wanted = set(by_topic) | spectrum_topics | record_topics | diag_topics
+        trace_topic = _choose(bag, PRESS_TRACE, namespace, problems)
+        trace_topics = {trace_topic} if trace_topic else set()
+        wanted = set(by_topic) | spectrum_topics | record_topics | diag_topics | trace_topics
+        total = sum(bag.topics[t].message_count for t in wanted)
+        done = 0
+        traces: list[RecordedTrace] = []
         spectra: list[Spectrum] = []
         records: list = []
         diagnostics: list[tuple[float, str, int, str]] = []
         undecodable: set[str] = set()
         for batch in bag.batches(wanted):
+            if progress is not None:
+                done += sum(len(stamps) for stamps, _ in batch.values())
+                progress(done, max(total, done))
             for topic, (stamps, datas) in batch.items():
                 collector = by_topic.get(topic)
                 if collector is not None:
@@ -244,25 +281,29 @@ def load_run(path: str | Path, namespace: str | None = None) -> Run:
                         spectra.append(_spectrum(msg, timestamp))
                     elif topic in record_topics:
                         records.append(msg)
+                    elif topic in trace_topics:
+                        traces.append(_recorded_trace(msg, timestamp))
                     else:
                         for status in msg.status:  # keep WARN (1), ERROR (2), STALE (3)
                             if int(status.level) != 0:
                                 diagnostics.append((timestamp * 1e-9, status.name,
                                                     int(status.level), status.message))
         spectra.sort(key=lambda sp: sp.time_s)
+        traces.sort(key=lambda tr: tr.receive_time_s)
         columns = {key: c.result() for key, c in collectors.items()}
         problems.extend(p for p in bag.problems if p not in problems)
         run = Run(
             path=Path(path), storage=bag.storage, info=bag.info, topics=dict(bag.topics),
             problems=problems, start_s=bag.start_ns * 1e-9, end_s=bag.end_ns * 1e-9,
-            spectra=spectra, cell_records=records, diagnostics=diagnostics,
-            chosen_topics={k: v for k, v in chosen.items() if v is not None},
+            spectra=spectra, cell_records=records, diagnostics=diagnostics, traces=traces,
+            chosen_topics={k: v for k, v in chosen.items() if v is not None}
+            | ({"trace": trace_topic} if trace_topic else {}),
             **columns,
         )
     if run.wrench is not None:
         w = run.wrench
         w["force_n"] = np.sqrt(w["force_x_n"] ** 2 + w["force_y_n"] ** 2 + w["force_z_n"] ** 2)
-    if run.press_state is None and run.pressure is None:
+    if run.press_state is None and run.pressure is None and not run.traces:
         run.problems.append("no PressState and no FluidPressure topic: no press cycles to analyse")
     logger.info("loaded %s: %d topics, %d problems", path, len(run.topics), len(run.problems))
     return run
@@ -283,4 +324,45 @@ def _spectrum(msg, timestamp_ns: int) -> Spectrum:
     )
 
 
-__all__ = ["BagReadError", "Run", "Spectrum", "load_run"]
+def _time_s(stamp) -> float:
+    """Return a ``builtin_interfaces/Time`` in s."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def certificate_from_message(msg) -> PressCertificate:
+    """Convert a ``PressCertificate`` message (rosbags object) into the control dataclass."""
+    names = [f for f in PressCertificate.__dataclass_fields__ if f not in ("started",
+                                                                            "loop_timing")]
+    defaults = LoopTiming()
+    # Each field keeps the Python type of its default (bool, int or float).
+    loop_timing = LoopTiming(**{f: type(getattr(defaults, f))(getattr(msg.loop_timing, f))
+                                for f in LoopTiming.__dataclass_fields__})
+    return PressCertificate(started=_time_s(msg.started), loop_timing=loop_timing,
+                            **{f: getattr(msg, f) for f in names})
+
+
+def _recorded_trace(msg, timestamp_ns: int) -> RecordedTrace:
+    """Convert a ``PressTrace`` message (rosbags object)."""
+    segments = tuple(
+        Segment(_SEGMENT_KINDS.get(int(s.kind), "hold"), float(s.target_pressure),
+                float(s.rate), float(s.duration), float(s.tolerance))
+        for s in msg.segments)
+    trace = PressTrace(
+        time_s=np.asarray(msg.time, dtype=float),
+        setpoint_pa=np.asarray(msg.pressure_setpoint, dtype=float),
+        pressure_pa=np.asarray(msg.pressure, dtype=float),
+        force_n=np.asarray(msg.force, dtype=float),
+        ram_position_m=np.asarray(msg.ram_position, dtype=float),
+        demand=np.asarray(msg.valve_command, dtype=float),
+        phase=np.asarray(msg.phase).astype(int),
+        segment_index=np.asarray(msg.segment_index).astype(int),
+    )
+    return RecordedTrace(
+        receive_time_s=timestamp_ns * 1e-9, part_id=msg.part_id, step_name=msg.step_name,
+        contact_area_m2=float(msg.contact_area), loop_rate_hz=float(msg.loop_rate),
+        segments=segments, trace=trace, live_certificate=certificate_from_message(msg.certificate),
+    )
+
+
+__all__ = ["BagReadError", "RecordedTrace", "Run", "Spectrum", "certificate_from_message",
+           "load_run"]
