@@ -49,7 +49,7 @@ PRESS_PARAMETERS = {
                                "MPa conversion, m", (0.001, 0.2), False),
     "max_rate_pa_s": (50.0e6, "rate-of-rise limit of the supervisor, Pa/s", (1.0e3, 1.0e9),
                       False),
-    "zone_threshold_pa": (1.0e6, "pressure below which the zone lease may be granted, Pa",
+    "zone_threshold_pa": (0.2e6, "pressure below which the zone lease may be granted, Pa",
                           (0.0, 1.0e8), False),
     "max_lease_s": (60.0, "longest zone lease, s", (0.1, 3600.0), False),
     "tare_samples": (50, "default readings averaged by ~/tare", (1, 999), False),
