@@ -225,6 +225,13 @@ def test_goals_are_refused_with_specific_reasons(cells):
     idle = PressRuntime(SimulatedPress(clock), clock, lockstep=True, realtime=False)
     with pytest.raises(NotActiveError):
         idle.start_cycle(profile(5 * MPA, 1 * MPA, 1.0, 1 * MPA), 1e-4)
+    with pytest.raises(NotActiveError):
+        idle.reset_fault()
+    idle.set_zone_lease(True)           # remembered before start, enforced after
+    idle.start()
+    with pytest.raises(ZoneOccupiedError):
+        idle.start_cycle(profile(5 * MPA, 1 * MPA, 1.0, 1 * MPA), 1e-4)
+    idle.stop()
     cell = cells("Li6PS5Cl", limits=SafetyLimits(press_capacity_n=100e3,
                                                  die_rated_force_n=98.07e3))
     with pytest.raises(OverLimitError, match="die"):

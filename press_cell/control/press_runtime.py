@@ -287,6 +287,7 @@ class PressRuntime:
         self._api_lock = threading.Lock()
         self._busy = False
         self._started = False
+        self._zone_leased = False
         self.supervisor = None
         # Loop-thread state.
         self._cycle = None
@@ -330,6 +331,7 @@ class PressRuntime:
                 self._limits = SafetyLimits(press_capacity_n=caps.rated_force_n,
                                             force_full_scale_n=caps.force_full_scale_n)
             self.supervisor = SafetySupervisor(self._limits, self.rate_hz)
+            self.supervisor.zone_leased = self._zone_leased
             self._runner.start()
             self._started = True
 
@@ -435,19 +437,21 @@ class PressRuntime:
 
         Raises ``PressError`` when the press is still venting (pressure not yet released).
         """
+        self._require_running()
         reply = _Reply()
         self._runner.post(("reset", reply))
         return reply.get(timeout_s)
 
     def set_zone_lease(self, held: bool) -> None:
         """Record whether the arm holds the press-zone lease (takes effect next cycle)."""
+        self._zone_leased = bool(held)
         if self.supervisor is not None:
-            self.supervisor.zone_leased = bool(held)
+            self.supervisor.zone_leased = self._zone_leased
 
     @property
     def zone_leased(self) -> bool:
         """Return whether the arm holds the press-zone lease."""
-        return self.supervisor is not None and self.supervisor.zone_leased
+        return self._zone_leased
 
     def tare(self, samples: int = 50, timeout_s: float = 5.0) -> float:
         """Zero the load cell while idle; return the offset removed, N.
@@ -456,9 +460,14 @@ class PressRuntime:
         """
         if not (isinstance(samples, int) and 1 <= samples <= 100_000):
             raise ValueError(f"samples={samples!r} must be an integer in [1, 100000]")
+        self._require_running()
         reply = _Reply()
         self._runner.post(("tare", (samples, reply)))
         return reply.get(timeout_s)
+
+    def _require_running(self) -> None:
+        if not self._started or not self._runner.running:
+            raise NotActiveError("the press runtime is not running; start() it first")
 
     def snapshot(self) -> PressSnapshot:
         """Return the latest loop state (never blocks)."""
