@@ -150,6 +150,8 @@ class PlantGainEstimator:
         self._s = [0.0] * self.window
         self._count = 0
         self._flow = 0.0
+        self._lam_dt_s = math.nan
+        self._lam = 1.0
         # Prior weight: as much as 5 ms of full-demand pumping, so real data dominates fast.
         prior = (5e-3) ** 2
         self._num = [prior * self.rigid_gain_pa_s, prior * self.rigid_gain_pa_s]
@@ -178,7 +180,10 @@ class PlantGainEstimator:
         if not learn or abs(ds) < self.min_excitation * self.window * dt_s:
             return
         k = 0 if ds > 0.0 else 1
-        lam = math.exp(-dt_s / self.forget_time_s)
+        if dt_s != self._lam_dt_s:
+            self._lam_dt_s = dt_s
+            self._lam = math.exp(-dt_s / self.forget_time_s)
+        lam = self._lam
         self._num[k] = lam * self._num[k] + ds * dp
         self._den[k] = lam * self._den[k] + ds * ds
         # Keep a trickle of the prior so the ratio stays defined after long quiet spells.
@@ -217,6 +222,8 @@ class ForceController:
         """
         self.reference_pa = float(measured_pa) if math.isfinite(measured_pa) else 0.0
         self.integral = 0.0
+        self._alpha_dt_s = math.nan
+        self._alpha = 0.0
         self._reference_rate_pa_s = 0.0
         self._segment_integral = 0.0
         self._last_rate_pa_s = 0.0
@@ -271,7 +278,10 @@ class ForceController:
                 self.integral = self._segment_integral
             self._segment_integral = self.integral
             self._last_rate_pa_s = rate
-        alpha = 1.0 - math.exp(-dt_s / g.valve_tau_s)
+        if dt_s != self._alpha_dt_s:        # the loop's dt rarely changes: cache the lag factor
+            self._alpha_dt_s = dt_s
+            self._alpha = 1.0 - math.exp(-dt_s / g.valve_tau_s)
+        alpha = self._alpha
         leak_ff = max(measured_pa, 0.0) / g.leak_tau_s
         self.estimator.update(measured_pa, self.valve_state, leak_ff, dt_s, learn=rate != 0.0)
         # Reference: the setpoint through the valve lag, its slope limited to what the valve

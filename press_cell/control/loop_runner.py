@@ -171,9 +171,10 @@ class LoopRunner:
     """Run ``step(now_s, dt_s, commands) -> busy`` at a fixed rate on a dedicated thread.
 
     ``step`` gets the clock time of this cycle (s), the measured time since the previous cycle
-    (s; exactly one period in lockstep) and the commands posted since the last cycle (a list,
-    oldest first). It returns whether it has work in progress (used to park an idle lockstep
-    loop). An exception escaping ``step`` stops the loop and is kept in ``error``.
+    (s; exactly one period in lockstep) and the commands posted since the last cycle (a
+    sequence, oldest first; empty most cycles). It returns whether it has work in progress
+    (used to park an idle lockstep loop). An exception escaping ``step`` stops the loop and
+    is kept in ``error``.
     """
 
     def __init__(self, step, rate_hz: float, clock, lockstep: bool = False,
@@ -238,7 +239,9 @@ class LoopRunner:
         return self._timing.summary()
 
     # --- loop thread ------------------------------------------------------------------
-    def _drain(self) -> list:
+    def _drain(self):
+        if not self._inbox:
+            return ()
         commands = []
         while self._inbox:
             commands.append(self._inbox.popleft())

@@ -152,6 +152,7 @@ class PressProfile:
             t_s += span.duration_s
             level = span.end_pa
         self._spans = tuple(spans)
+        self._cursor = 0
         self.total_duration_s = t_s
         self.start_pressure_pa = max(0.0, float(start_pressure_pa))
 
@@ -168,12 +169,18 @@ class PressProfile:
         return span.start_s, span.start_s + span.duration_s, span.start_pa, span.end_pa
 
     def sample(self, t_s: float) -> ProfilePoint:
-        """Return the setpoint at ``t_s`` seconds after the cycle start (loop-safe, O(segments))."""
+        """Return the setpoint at ``t_s`` seconds after the cycle start (loop-safe).
+
+        O(1) when time moves forward (the search starts at the last segment found).
+        """
         count = len(self._spans)
         t_s = max(0.0, t_s)
-        for index, span in enumerate(self._spans):
+        first = self._cursor if t_s >= self._spans[self._cursor].start_s else 0
+        for index in range(first, count):
+            span = self._spans[index]
             end_s = span.start_s + span.duration_s
             if t_s < end_s:
+                self._cursor = index
                 tau = t_s - span.start_s
                 return ProfilePoint(
                     setpoint_pa=span.start_pa + span.rate_pa_s * tau,
