@@ -82,6 +82,26 @@ def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept - slope * t[0])
 
 
+def _round_lab(value_pa: float) -> float:
+    """Round a pressure (Pa) or rate (Pa/s) in MPa and convert back as the recipe loader does.
+
+    Recipes are written in MPa and converted once with ``* 1e6``; rounding in those units
+    gives back the very float a recipe value becomes (8.2 MPa/s -> 8199999.999999999 Pa/s).
+    """
+    return _round_sig(value_pa / 1e6) * 1e6
+
+
+def _shortest_between(a_pa: float, b_pa: float) -> float:
+    """Return the value in [a, b] (Pa) with the fewest significant digits in MPa."""
+    lo, hi = sorted((a_pa / 1e6, b_pa / 1e6))
+    middle = 0.5 * (lo + hi)
+    for digits in range(1, SEGMENT_DIGITS + 1):
+        candidate = _round_sig(middle, digits)
+        if lo <= candidate <= hi:
+            return candidate * 1e6
+    return middle * 1e6
+
+
 def _round_sig(value: float, digits: int = SEGMENT_DIGITS) -> float:
     """Round to ``digits`` significant digits (removes the fit's float noise)."""
     return float(f"{value:.{digits}g}")
@@ -110,7 +130,7 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
         kinds.append(_KIND[max(set(phases), key=phases.count)])
     fits = [_line(time_s[r], setpoint_pa[r]) for r in rows]
     dt = float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0
-    start_pa = max(0.0, _round_sig(float(setpoint_pa[rows[0][0]])))
+    start_pa = max(0.0, _round_lab(float(setpoint_pa[rows[0][0]])))
 
     # Levels: holds keep their setpoint; a ramp ends at the next hold's level, at 0 for the
     # final release, else where its line meets the next line.
@@ -126,9 +146,15 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
         elif i + 1 < count and abs(fits[i + 1][0] - slope) > 1e-9 * max(abs(slope), 1.0):
             t_cross = (fits[i + 1][1] - intercept) / (slope - fits[i + 1][0])
             target = slope * t_cross + intercept
+        elif i + 1 < count:
+            # Same rate on both sides: the level lies between the last sample of this segment
+            # and the first of the next; recipes are written in few digits, so take the
+            # shortest MPa value in between.
+            target = _shortest_between(float(setpoint_pa[rows[i][-1]]),
+                                       float(setpoint_pa[rows[i + 1][0]]))
         else:
             target = float(setpoint_pa[rows[i][-1]])
-        levels.append(max(0.0, _round_sig(target)))
+        levels.append(max(0.0, _round_lab(target)))
 
     def crossing(i: int, level_pa: float) -> float:
         """Return when the line of ramp/release ``i`` passes ``level_pa``, s."""
@@ -150,7 +176,7 @@ def segments_from_trace(time_s: np.ndarray, setpoint_pa: np.ndarray, phase: np.n
             duration = _round_sig(round(max(end - begin, dt), HOLD_DURATION_DECIMALS))
             segments.append(Segment("hold", target, 0.0, duration, tolerance_frac * target))
         else:
-            rate = _round_sig(abs(fits[i][0])) if fits[i][0] else 1.0
+            rate = _round_lab(abs(fits[i][0])) if fits[i][0] else 1.0
             band_from = level if kind == "release" else target
             segments.append(Segment(kind, target, rate, abs(target - level) / rate,
                                     tolerance_frac * band_from))
