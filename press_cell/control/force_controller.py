@@ -19,9 +19,12 @@ rate at full demand on a stiff load), so die pressure obeys ``dp/dt = G * lag(u)
    moved is dropped when the setpoint stops. Anti-windup: conditional integration plus
    back-calculation of the clamp excess.
 5. Overshoot guard: pressure above the reference by more than the guard band -> no pumping
-   beyond the leak make-up and no positive integral; during ramps the demand is capped at
-   ``ramp_demand_ratio`` x the stiff-load ramp demand (a foil that yields takes flow without
-   building pressure and would otherwise overshoot when it stiffens).
+   beyond the leak make-up and no positive integral; the same cap when the pressure predicted
+   one valve lag ahead (measured rate x ``valve_tau_s``) runs ahead of the reference predicted
+   the same way (a foil that stops flowing stiffens while the valve is still open); during
+   ramps the demand is capped at ``ramp_demand_ratio`` x the stiff-load ramp demand (a foil
+   that yields takes flow without building pressure and would otherwise overshoot when it
+   stiffens).
 6. Output clamp to ``[demand_min, demand_max]`` (validated subset of [-1, 1]).
 
 Default gains: crossover ``kp = 0.5 / valve_tau_s`` rad/s (about 60 deg of phase margin
@@ -152,6 +155,7 @@ class PlantGainEstimator:
         self._flow = 0.0
         self._lam_dt_s = math.nan
         self._lam = 1.0
+        self.measured_rate_pa_s = 0.0
         # Prior weight: as much as 5 ms of full-demand pumping, so real data dominates fast.
         prior = (5e-3) ** 2
         self._num = [prior * self.rigid_gain_pa_s, prior * self.rigid_gain_pa_s]
@@ -175,6 +179,7 @@ class PlantGainEstimator:
             return
         dp = pressure_pa - old_p
         ds = self._flow - old_s
+        self.measured_rate_pa_s = dp / (self.window * dt_s)
         # Learn only while the setpoint moves and the valve is open enough for the pressure
         # change to stand out of the sensor noise; in a hold the regression would fit noise.
         if not learn or abs(ds) < self.min_excitation * self.window * dt_s:
@@ -305,10 +310,16 @@ class ForceController:
         guard_pa = g.guard_band_fraction * abs(setpoint_pa) + g.guard_min_pa
         hold_ff = leak_ff / self.estimator.gain_up_pa_s
         self.guarding = error < -guard_pa and unsat > hold_ff
+        # Predicted: where pressure and reference will be once the oil in flight has arrived.
+        ahead_pa = (measured_pa + g.valve_tau_s * est.measured_rate_pa_s) - \
+            (self.reference_pa + g.valve_tau_s * ref_rate)
+        predicted = ahead_pa > guard_pa and unsat > hold_ff
         if self.guarding:
             # Drop the pumping the integrator had built so the P term can bring it back.
             self.integral = min(self.integral, 0.0)
             unsat = min(hold_ff, rate_cmd / gain)
+        elif predicted:
+            unsat = hold_ff
         if rate != 0.0:
             # While the setpoint moves, never pump harder than ``ramp_demand_ratio`` times what
             # the ramp needs on a stiff load: a foil that yields takes flow without building
@@ -320,7 +331,8 @@ class ForceController:
         # The integrator holds demand, not rate: when the gain estimate moves (a foil starts
         # to flow) what it has learnt keeps its effect on the valve instead of being rescaled.
         # Conditional integration plus back-calculation of the clamp excess.
-        if not (self.saturated and (unsat - demand) * error > 0.0):
+        if not (self.saturated and (unsat - demand) * error > 0.0) and \
+                not (predicted and error > 0.0):
             self.integral += g.ki_per_s2 * error * dt_s / gain
         self.integral += g.kaw_per_s * (demand - unsat) * dt_s
         self.valve_state += (demand - self.valve_state) * alpha
