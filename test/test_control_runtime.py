@@ -28,7 +28,7 @@ from press_cell.hardware.press_sim import SimulatedPress
 from press_cell.physics.compaction import LI6PS5CL, PowderCompact
 from press_cell.physics.foil import LITHIUM, SODIUM, AlkaliFoil
 from press_cell.recipes.segments import Segment
-from press_cell.timebase import SimulatedClock
+from press_cell.timebase import MonotonicClock, SimulatedClock
 
 MPA = 1e6
 ROD_RADIUS_M = 12.7e-3 / 2          # rod-12.7mm (config/library.yaml)
@@ -330,3 +330,37 @@ def test_any_recipe_stays_within_limits_never_nan_and_ends_released(
     assert np.all(np.isfinite(out.trace.pressure_pa))
     assert cell.sim.plant.true_force_n <= 0.02 * max(target * cell.area, 1.0)
     assert cell.rt.loop_error is None
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["Li", "Na"])
+def test_fast_foil_ramp_through_yield_does_not_overshoot(cells, kind):
+    # 2 MPa/s is 4x the recipe rate: the foil yields mid-ramp and stiffens again.
+    cell = cells(kind)
+    out = cell.run(profile(25 * MPA, 2 * MPA, 5.0, 10 * MPA))
+    assert out.status == "SUCCEEDED", out.message
+    assert out.certificate.overshoot_fraction <= 0.005
+    assert out.certificate.settling_time <= 1.0
+
+
+@pytest.mark.timeout(30)
+def test_real_time_loop_runs_a_cycle_on_the_wall_clock():
+    clock = MonotonicClock()
+    foil = specimen("Li")
+    sim = SimulatedPress(clock, specimen=foil)
+    rt = PressRuntime(sim, clock, rate_hz=500.0, lockstep=False)
+    rt.start()
+    try:
+        offset_n = rt.tare(50)
+        assert abs(offset_n - 100.0) < 5.0          # the cell's 0.1 % FS zero offset
+        t0 = time.monotonic()
+        out = rt.start_cycle(profile(5 * MPA, 10 * MPA, 0.5, 10 * MPA), foil.loaded_area_m2) \
+            .wait(10.0)
+        wall = time.monotonic() - t0
+    finally:
+        rt.stop()
+    assert out.status == "SUCCEEDED", out.message
+    assert out.certificate.duration == pytest.approx(wall, rel=0.3)
+    timing = out.certificate.loop_timing
+    assert not timing.lockstep and timing.dt_mean == pytest.approx(2e-3, rel=0.05)
+    assert timing.cycles > 300
