@@ -142,7 +142,8 @@ class PressNode(LifecycleNode):
         self._cycle = None                  # (goal request, CycleHandle) of the running goal
         self._cycle_done = threading.Event()
         self._cycle_done.set()
-        self._cancel_stamp_s = math.nan
+        self._cancel_core_s = math.nan      # core clock time a cancel / e-stop arrived, s
+        self._estop_core_s = math.nan
         self._leases = ZoneLeaseBook(self.get_parameter("max_lease_s").value)
         self._tare_wall_s = math.nan
         self._calibration_id = "untared"
@@ -227,7 +228,10 @@ class PressNode(LifecycleNode):
         runtime = PressRuntime(hw.driver, hw.clock, rate_hz=rate_hz, lockstep=hw.lockstep,
                                limits=limits, controller_gains=gains, mode=mode,
                                time_scale=hw.time_scale if hw.lockstep else None,
-                               idle_contact_area_m2=idle_area)
+                               idle_contact_area_m2=idle_area,
+                               # Released means below released_pa whatever the peak, so a
+                               # released press can always be leased to the arm.
+                               released_fraction=1e-6, released_min_pa=settings.released_pa)
         with self._lock:
             self._hw, self._runtime, self._book, self._library = hw, runtime, book, library
             self._stamps = StampMapper(simulated=hw.simulated)
@@ -404,8 +408,7 @@ class PressNode(LifecycleNode):
 
     def _reject(self, code: str, reason: str) -> GoalResponse:
         self.get_logger().warning(f"press_cycle goal rejected ({code}): {reason}")
-        self._status_note = f"goal rejected ({code}): {reason}"
-        self._publish_status(force=True)
+        self._publish_status(force=True, message=f"goal rejected ({code}): {reason}")
         return GoalResponse.REJECT
 
     def _on_goal(self, goal) -> GoalResponse:
@@ -432,7 +435,8 @@ class PressNode(LifecycleNode):
                 return self._reject(exc.code, str(exc))
             self._cycle = (goal, handle)
             self._cycle_done.clear()
-            self._cancel_stamp_s = math.nan
+            self._cancel_core_s = math.nan
+            self._estop_core_s = math.nan
             self._status_note = (f"cycle {plan.part_id or '(no part id)'}: "
                                  f"{plan.recipe_name or 'explicit profile'}, peak "
                                  f"{plan.peak_pressure_pa / 1e6:.1f} MPa")
@@ -463,7 +467,7 @@ class PressNode(LifecycleNode):
             runtime, cycle = self._runtime, self._cycle
             if cycle is None or runtime is None or cycle[0] is not goal_handle.request:
                 return CancelResponse.REJECT
-            self._cancel_stamp_s = self._stamps.to_ros_s(runtime.clock.now())
+            self._cancel_core_s = runtime.clock.now()
             runtime.cancel()
         self.get_logger().info("press_cycle cancel accepted: controlled release")
         return CancelResponse.ACCEPT
@@ -488,8 +492,12 @@ class PressNode(LifecycleNode):
                                        error_code=outcome.error_code_value,
                                        error_msg=outcome.message)
             result.certificate = certificate_to_msg(outcome.certificate, self._stamps)
-            if outcome.status == "CANCELED" and math.isfinite(self._cancel_stamp_s):
-                result.error_msg += (f"; cancel arrived at stamp {self._cancel_stamp_s:.6f} s")
+            if outcome.status == "CANCELED":
+                result.error_msg += self._latency_note("cancel", self._cancel_core_s,
+                                                       outcome.trace, Phase.RELEASE)
+            elif outcome.error_code == "ESTOP":
+                result.error_msg += self._latency_note("e-stop", self._estop_core_s,
+                                                       outcome.trace, Phase.VENTING)
             if outcome.status == "SUCCEEDED":
                 goal_handle.succeed()
             elif outcome.status == "CANCELED" and goal_handle.is_cancel_requested:
@@ -504,6 +512,18 @@ class PressNode(LifecycleNode):
                 self._status_note = ""
                 self._cycle_done.set()
             self._publish_status(force=True)
+
+    def _latency_note(self, what: str, arrived_core_s: float, trace, phase: Phase) -> str:
+        """Return "; <what> arrived at stamp X s, <phase> began at stamp Y s (loop trace)"."""
+        if not math.isfinite(arrived_core_s):
+            return ""
+        note = f"; {what} arrived at stamp {self._stamps.to_ros_s(arrived_core_s):.6f} s"
+        after = (trace.time_s >= arrived_core_s) & (trace.phase == int(phase))
+        if after.any():
+            began_s = float(trace.time_s[after.argmax()])
+            note += (f", {phase.name.lower()} began at stamp "
+                     f"{self._stamps.to_ros_s(began_s):.6f} s (loop trace)")
+        return note
 
     # ------------------------------------------------------------------ telemetry
     def _on_state_timer(self) -> None:
@@ -566,11 +586,18 @@ class PressNode(LifecycleNode):
                     f"zone leased to {lease.holder!r} (lease {lease.lease_id}); press holds")
         return (DeviceStatus.STATE_READY, 0, self._status_note or "ready")
 
-    def _publish_status(self, force: bool = False) -> None:
-        """Publish ~/status when it changed (or always with ``force``)."""
+    def _publish_status(self, force: bool = False, message: str = "") -> None:
+        """Publish ~/status when state or fault changed (or always with ``force``).
+
+        Change detection looks at (state, fault code) only, so an event message (a goal
+        rejection reason, passed as ``message``) stays the latched status until the device
+        state changes; a burst of status messages could otherwise overwrite it (depth 1).
+        """
         with self._lock:
             key = self._status_fields()
-            if not force and key == self._status_key:
+            if message:
+                key = (key[0], key[1], message)
+            if not force and self._status_key is not None and key[:2] == self._status_key[:2]:
                 return
             self._status_key = key
             hw = self._hw
@@ -638,7 +665,10 @@ class PressNode(LifecycleNode):
         runtime, hw = self._runtime, self._hw
         self.get_logger().error(f"E-STOP: {reason}")
         if runtime is not None and self._lifecycle == "active":
-            stamp = self._stamps.to_ros_s(runtime.clock.now())
+            arrived_s = runtime.clock.now()
+            if self._cycle is not None and math.isnan(self._estop_core_s):
+                self._estop_core_s = arrived_s
+            stamp = self._stamps.to_ros_s(arrived_s)
             runtime.estop(reason)
             self._publish_status(force=True)
             return f"vent commanded; e-stop arrived at stamp {stamp:.6f} s"

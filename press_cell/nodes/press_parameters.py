@@ -51,6 +51,8 @@ PRESS_PARAMETERS = {
                       False),
     "zone_threshold_pa": (0.2e6, "pressure below which the zone lease may be granted, Pa",
                           (0.0, 1.0e8), False),
+    "released_pa": (0.1e6, "a cycle ends released below this pressure (< zone_threshold_pa), "
+                    "Pa", (1.0e3, 1.0e7), False),
     "max_lease_s": (60.0, "longest zone lease, s", (0.1, 3600.0), False),
     "tare_samples": (50, "default readings averaged by ~/tare", (1, 999), False),
     "tare_on_activate": (True, "tare the load cell on activate (only when unloaded)", None,
@@ -132,6 +134,9 @@ def check_parameter_change(current: dict, changes: dict, press_rating_n: float,
     if math.isfinite(max_read_rate_hz) and "rate_hz" in changes and rate > max_read_rate_hz:
         return (f"rate_hz={rate:g} Hz exceeds what the connected press can be polled at "
                 f"({max_read_rate_hz:g} Hz)")
+    if merged.get("released_pa", 0.0) >= merged.get("zone_threshold_pa", math.inf):
+        return (f"released_pa={merged['released_pa']:g} Pa must stay below zone_threshold_pa="
+                f"{merged['zone_threshold_pa']:g} Pa, or a released press could not be leased")
     if merged.get("state_rate_hz", 0.0) > merged.get("rate_hz", math.inf):
         return (f"state_rate_hz={merged['state_rate_hz']:g} Hz exceeds rate_hz="
                 f"{merged['rate_hz']:g} Hz: telemetry cannot be faster than the loop")
