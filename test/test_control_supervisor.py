@@ -172,3 +172,11 @@ def test_limits_are_validated():
         SafetyLimits(press_capacity_n=-1.0)
     with pytest.raises(LimitsError, match="headroom_fraction"):
         SafetyLimits(press_capacity_n=1e3, headroom_fraction=1.5)
+
+
+def test_unknown_pressure_while_idle_trips_nothing():
+    sup = SafetySupervisor(SafetyLimits(press_capacity_n=100e3), RATE_HZ)     # no cycle armed
+    for i in range(2000):
+        force = 5.0 + 0.5 * ((i * 7919) % 13 - 6)
+        assert sup.check(sample(i * DT, force, pressure_pa=math.nan, setpoint_pa=math.nan,
+                                active=False, pressurised=False)) is None

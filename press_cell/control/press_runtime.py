@@ -22,6 +22,8 @@ import math
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from press_cell.control.certificate import PressTrace, compute_certificate
 from press_cell.control.force_controller import (
     ControllerGains,
@@ -45,6 +47,7 @@ from press_cell.hardware.press_driver import (
     PressMode,
     PressProtocolError,
 )
+from press_cell.recipes.segments import Segment
 
 _LOG = logging.getLogger(__name__)
 
@@ -240,6 +243,23 @@ class _Cycle:
     mode_since_s: float = math.nan
 
 
+def _warm_up() -> None:
+    """Run the certificate and timing code once on toy data before the loop starts.
+
+    numpy initialises parts of itself on first use (linear algebra for the ramp fit,
+    percentiles) while holding the GIL for tens of ms; paid here, not in the middle of a cycle.
+    """
+    profile = PressProfile([Segment("ramp", 2e6, 1e6), Segment("hold", 2e6, 0.0, 1.0, 1e5),
+                            Segment("release", 0.0, 1e6)])
+    rows = []
+    for i in range(400):
+        point = profile.sample(0.01 * i)
+        rows.append((0.01 * i, point.setpoint_pa, point.setpoint_pa, 0.0, 0.0, 0.0,
+                     int(point.phase), point.segment_index))
+    compute_certificate(PressTrace.from_rows(rows), profile, 1.0)
+    np.percentile(np.zeros(8), [50.0, 99.0, 99.9])
+
+
 class PressRuntime:
     """Own the control loop of one press and run press cycles on it (thread-safe API)."""
 
@@ -332,6 +352,7 @@ class PressRuntime:
                                             force_full_scale_n=caps.force_full_scale_n)
             self.supervisor = SafetySupervisor(self._limits, self.rate_hz)
             self.supervisor.zone_leased = self._zone_leased
+            _warm_up()
             self._runner.start()
             self._started = True
 

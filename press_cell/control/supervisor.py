@@ -261,8 +261,10 @@ class SafetySupervisor:
             return self.trip(FaultKind.OVERPRESSURE,
                              f"pressure {s.pressure_pa / 1e6:.2f} MPa above the limit "
                              f"{self.pressure_limit_pa / 1e6:.2f} MPa", s.now_s)
-        self._history.append((s.now_s, s.pressure_pa))
-        if len(self._history) == self._window:
+        # Without a contact area (idle, no cycle yet) the pressure is unknown (NaN): no rate.
+        if math.isfinite(s.pressure_pa):
+            self._history.append((s.now_s, s.pressure_pa))
+        if math.isfinite(s.pressure_pa) and len(self._history) == self._window:
             t0, p0 = self._history[0]
             if s.now_s > t0:
                 rate = (s.pressure_pa - p0) / (s.now_s - t0)
