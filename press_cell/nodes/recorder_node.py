@@ -29,17 +29,21 @@ Crash safety: the writer closes an MCAP chunk (or commits sqlite3) every ``flush
 or ``chunk_size`` bytes, also when no messages arrive (timer), so a recorder killed with
 SIGKILL leaves a bag that ``bag_reader.open_bag`` reads up to the last flush.
 
-Threading: ``BagWriter`` is not thread-safe; every callback of this node is in one mutually
-exclusive callback group and writes under one lock (``destroy_node`` may come from another
-thread).
+Threading: ``BagWriter`` is not thread-safe and its sqlite3 connection must stay on the thread
+that made it, so one writer thread (``BagWriterThread``) owns the writer: it opens, writes,
+flushes, rotates and closes; callbacks only hand it messages through a queue, so a slow disk
+never blocks the executor. The node's callbacks are in one mutually exclusive group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
@@ -56,9 +60,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 
 from press_cell import __version__
+from press_cell.analysis.bag_types import press_cell_typestore
 from press_cell.analysis.bag_writer import (
     BagWriter,
-    BagWriterError,
     RecordingInfo,
     StorageFormat,
     qos_from_policy_values,
@@ -81,6 +85,119 @@ CELL_START = re.compile(r"^assembling (?P<cell_id>\S+) \((?P<recipe>.*)\)$")
 # A QoS duration at or beyond this is "infinite" (rmw's default); stored as unset.
 _INFINITE_S = 2.0**31
 
+_LOG = logging.getLogger(__name__)
+
+
+class BagWriterThread:
+    """Own a ``BagWriter`` on one thread; every other thread talks to it through a queue.
+
+    ``make_writer(name)`` returns an unopened ``BagWriter`` for bag ``name``; ``on_open(path)``
+    is called (on the writer thread) after each bag is opened. Topics added once are added to
+    every later bag. Errors of the storage (disk full, ...) are logged, not raised.
+    """
+
+    def __init__(self, make_writer: Callable[[str], BagWriter], idle_flush_s: float,
+                 on_open: Callable[[Path], None] = lambda path: None) -> None:
+        """Prepare the thread; ``idle_flush_s`` is how often it checks for a due flush, s."""
+        self._make_writer = make_writer
+        self._idle_flush_s = idle_flush_s
+        self._on_open = on_open
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bag-writer", daemon=True)
+        self._writer: BagWriter | None = None
+        self._topics: dict[str, tuple[str, list]] = {}
+        self._info: RecordingInfo | None = None
+        self.bags: list[Path] = []
+        self.written = 0
+        self._errors = 0
+
+    @property
+    def path(self) -> Path | None:
+        """Return the bag being written (None before the first open and after close)."""
+        writer = self._writer
+        return None if writer is None else writer.path
+
+    def start(self, first_bag: str) -> None:
+        """Start the thread and open ``first_bag``."""
+        self._thread.start()
+        self.open(first_bag)
+
+    def open(self, name: str) -> None:
+        """Close the current bag and continue in a new one named ``name``."""
+        self._queue.put(("open", name))
+
+    def add_topic(self, topic: str, msgtype: str, offered: list) -> None:
+        """Register a topic (in this bag and every later one)."""
+        self._queue.put(("topic", topic, msgtype, offered))
+
+    def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
+        """Queue one raw CDR message received at ``stamp_ns`` (ns since the epoch)."""
+        self._queue.put(("write", topic, stamp_ns, data))
+
+    def set_info(self, info: RecordingInfo) -> None:
+        """Set the metadata of the current bag (and later ones)."""
+        self._queue.put(("info", info))
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, finish the bag and stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(("close",))
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._idle_flush_s)
+            except queue.Empty:
+                item = ("flush",)
+            try:
+                if self._handle(item):
+                    return
+            except Exception as exc:  # noqa: BLE001 - a storage error must not end recording
+                self._errors += 1
+                if self._errors <= 3 or self._errors % 1000 == 0:
+                    _LOG.error("recorder: %s failed (%d errors so far): %s", item[0],
+                               self._errors, exc)
+
+    def _handle(self, item: tuple) -> bool:
+        """Carry out one request; return True when the thread should end."""
+        kind, writer = item[0], self._writer
+        if kind == "write":
+            if writer is not None and item[1] in self._topics:
+                writer.write_raw(item[1], item[2], item[3])
+                self.written += 1
+        elif kind == "flush":
+            if writer is not None:
+                writer.flush_if_due()
+        elif kind == "topic":
+            _, topic, msgtype, offered = item
+            if topic not in self._topics:
+                self._topics[topic] = (msgtype, offered)
+                if writer is not None:
+                    writer.add_topic(topic, msgtype, offered)
+        elif kind == "info":
+            self._info = item[1]
+            if writer is not None:
+                writer.info = item[1]
+        elif kind == "open":
+            new = self._make_writer(item[1])
+            if self._info is not None:
+                new.info = self._info
+            new.open()
+            for topic, (msgtype, offered) in self._topics.items():
+                new.add_topic(topic, msgtype, offered)
+            self._writer = new
+            if writer is not None:
+                writer.close()
+            self.bags.append(new.path)
+            self._on_open(new.path)
+        elif kind == "close":
+            self._writer = None
+            if writer is not None:
+                writer.close()
+            return True
+        return False
+
 
 class RecorderNode(Node):
     """Record the cell's topics into rosbag2 bags; see the module docstring."""
@@ -92,20 +209,18 @@ class RecorderNode(Node):
                          parameter_overrides=parameter_overrides or [])
         self._declare_parameters()
         self._group = MutuallyExclusiveCallbackGroup()
-        self._lock = threading.Lock()
-        self._writer: BagWriter | None = None
-        self._closed = False
         self._info = RecordingInfo(package_version=__version__)
         self._bag_cell_id = ""
-        self._bags: list[Path] = []
         # topic -> (type name, offered QoS list for the bag, (reliability, durability) used)
         self._recorded: dict[str, tuple[str, list, tuple]] = {}
         self._subscriptions_by_topic: dict[str, object] = {}
         self._refused: set[str] = set()
+        self._closed = False
         self._status_pub = self.create_publisher(DeviceStatus, "~/status", LATCHED)
-        self._open_bag(self._session_name())
-        self.create_timer(self._param("flush_period") / 2.0, self._on_flush_timer,
-                          callback_group=self._group)
+        self._bag_thread = BagWriterThread(self._make_writer, self._param("flush_period") / 2.0,
+                                           on_open=self._on_bag_opened)
+        self._bag_thread.set_info(self._info)
+        self._bag_thread.start(self._session_name())
         self.create_timer(self._param("discovery_period"), self._discover,
                           callback_group=self._group)
         self._discover()
@@ -160,16 +275,16 @@ class RecorderNode(Node):
     # ------------------------------------------------------------------ bags
     @property
     def bag_path(self) -> Path | None:
-        """Return the bag being written (None after ``close``)."""
-        return None if self._writer is None else self._writer.path
+        """Return the bag being written (None before it is open and after ``close``)."""
+        return self._bag_thread.path
 
     @property
     def bags(self) -> list[Path]:
         """Return every bag this node opened, in order."""
-        return list(self._bags)
+        return list(self._bag_thread.bags)
 
-    def _open_bag(self, name: str) -> None:
-        """Open ``<output_dir>/<name>`` and close the current bag; the caller holds no lock."""
+    def _make_writer(self, name: str) -> BagWriter:
+        """Return an unopened writer for ``<output_dir>/<name>`` (a free name; writer thread)."""
         out = Path(self._param("output_dir"))
         out.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "bag"
@@ -178,23 +293,16 @@ class RecorderNode(Node):
             n += 1
             path = out / f"{safe}_{n}"
         flush_s = self._param("flush_period")
-        writer = BagWriter(path, storage=self._param("storage"), info=self._info,
-                           chunk_size_bytes=self._param("chunk_size"), max_chunk_age_s=flush_s,
-                           metadata_interval_s=max(5.0, flush_s),
-                           compression=self._param("compression"))
-        writer.open()
-        for topic, (msgtype, offered, _) in self._recorded.items():
-            writer.add_topic(topic, msgtype, offered)
-        with self._lock:
-            if self._closed:  # closed meanwhile (node shutting down): keep nothing open
-                old = writer
-            else:
-                old, self._writer = self._writer, writer
-            if old is not None:
-                old.close()
-        self._bags.append(path)
-        self.get_logger().info(f"recording into {path} ({self._param('storage')})")
-        self._publish_status(f"recording {path}")
+        return BagWriter(path, storage=self._param("storage"), info=self._info,
+                         chunk_size_bytes=self._param("chunk_size"), max_chunk_age_s=flush_s,
+                         metadata_interval_s=max(5.0, flush_s),
+                         compression=self._param("compression"))
+
+    def _on_bag_opened(self, path: Path) -> None:
+        """Log and announce a new bag on ``~/status`` (writer thread)."""
+        if self.context.ok():
+            self.get_logger().info(f"recording into {path} ({self._param('storage')})")
+            self._publish_status(f"recording {path}")
 
     def _publish_status(self, message: str, state: int = DeviceStatus.STATE_READY) -> None:
         msg = DeviceStatus(device="recorder", hardware=str(self._param("storage")), state=state,
@@ -204,23 +312,13 @@ class RecorderNode(Node):
 
     def close(self) -> None:
         """Finish the current bag (summary, metadata); later messages are dropped."""
-        with self._lock:
-            self._closed = True
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                writer.close()  # BagWriter logs the closing (rosout may be gone by now)
+        self._closed = True
+        self._bag_thread.close()
 
     def destroy_node(self) -> None:
         """Close the bag, then destroy the node."""
         self.close()
         super().destroy_node()
-
-    def _on_flush_timer(self) -> None:
-        """Write out the open chunk when it is due, also while no messages arrive."""
-        with self._lock:
-            if self._writer is not None:
-                self._writer.info = self._info
-                self._writer.flush_if_due()
 
     # ------------------------------------------------------------------ discovery
     def _wanted(self, topic: str, types: list[str]) -> bool:
@@ -268,15 +366,14 @@ class RecorderNode(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("queue_depth"),
                          reliability=ReliabilityPolicy(values["reliability"]),
                          durability=DurabilityPolicy(values["durability"]))
-        with self._lock:
-            if topic not in self._recorded and self._writer is not None:
-                try:
-                    self._writer.add_topic(topic, msgtype, offered)
-                except BagWriterError as exc:
-                    self._refused.add(topic)
-                    self.get_logger().warning(f"not recording {topic}: {exc}")
-                    return
-            self._recorded[topic] = (msgtype, offered, key)
+        if msgtype not in press_cell_typestore().fielddefs:
+            self._refused.add(topic)
+            self.get_logger().warning(f"not recording {topic}: {msgtype} has no definition "
+                                      "to store in the bag")
+            return
+        if topic not in self._recorded:
+            self._bag_thread.add_topic(topic, msgtype, offered)
+        self._recorded[topic] = (msgtype, offered, key)
         decoder = self._metadata_decoder(msgtype)
         self._subscriptions_by_topic[topic] = self.create_subscription(
             cls, topic, lambda data, t=topic, d=decoder: self._on_message(t, data, d), qos,
@@ -289,11 +386,11 @@ class RecorderNode(Node):
     def _on_message(self, topic: str, data: bytes, decoder) -> None:
         """Write one received message (raw CDR) into the current bag."""
         stamp_ns = self.get_clock().now().nanoseconds
+        if self._closed:
+            return
         if decoder is not None:
             decoder(data)  # may start a new bag before this message is written
-        with self._lock:
-            if self._writer is not None:
-                self._writer.write_raw(topic, stamp_ns, data)
+        self._bag_thread.write(topic, stamp_ns, data)
 
     def _metadata_decoder(self, msgtype: str):
         """Return the callback that reads bag metadata from messages of ``msgtype``, if any."""
@@ -308,9 +405,7 @@ class RecorderNode(Node):
         changes = {k: v for k, v in changes.items() if v and getattr(self._info, k) != v}
         if changes:
             self._info = dataclasses.replace(self._info, **changes)
-            with self._lock:
-                if self._writer is not None:
-                    self._writer.info = self._info
+            self._bag_thread.set_info(self._info)
 
     def _on_status(self, data: bytes) -> None:
         """Take the cell id from the coordinator's status; split when a new cell starts."""
@@ -327,9 +422,8 @@ class RecorderNode(Node):
         self._info = dataclasses.replace(self._info, cell_id=cell_id, recipe_name=recipe,
                                          recipe_hash="")
         if self._param("split_per_cell"):
-            self._open_bag(cell_id)
-        else:
-            self._set_info(cell_id=cell_id)
+            self._bag_thread.open(cell_id)   # the previous bag keeps its own cell id
+        self._bag_thread.set_info(self._info)
 
     def _on_cell_record(self, data: bytes) -> None:
         """Take recipe hash, package version and calibration id from a finished cell."""
@@ -383,6 +477,10 @@ def main(args=None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGTERM shut the context down under the executor's wait: a normal stop.
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
