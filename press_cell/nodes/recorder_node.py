@@ -283,6 +283,11 @@ class RecorderNode(Node):
         """Return every bag this node opened, in order."""
         return list(self._bag_thread.bags)
 
+    @property
+    def message_count(self) -> int:
+        """Return the messages written so far, all bags."""
+        return self._bag_thread.written
+
     def _make_writer(self, name: str) -> BagWriter:
         """Return an unopened writer for ``<output_dir>/<name>`` (a free name; writer thread)."""
         out = Path(self._param("output_dir"))
