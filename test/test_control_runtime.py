@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from press_cell.control.hold_end import HoldEndCriterion
 from press_cell.control.press_runtime import (
     BusyError,
     FaultLatchedError,
@@ -364,3 +365,30 @@ def test_real_time_loop_runs_a_cycle_on_the_wall_clock():
     timing = out.certificate.loop_timing
     assert not timing.lockstep and timing.dt_mean == pytest.approx(2e-3, rel=0.05)
     assert timing.cycles > 300
+
+
+@pytest.mark.timeout(30)
+def test_hold_end_criterion_ends_the_last_hold_when_the_interface_is_good(cells):
+    cell = cells("Li")
+    # Interface resistance as a monitor would report it: 12 ohm, dropping to 4 ohm at 12 s.
+    cell.actions.append((lambda: cell.clock.now() >= 12.0,
+                         lambda: cell.rt.report_interface_resistance(4.0)))
+    cell.at(8.0, lambda: cell.rt.report_interface_resistance(12.0))
+    criterion = HoldEndCriterion(enabled=True, r_interface_below_ohm=5.0, min_hold_s=1.0,
+                                 max_hold_s=30.0)
+    out = cell.run(profile(25 * MPA, 5 * MPA, 60.0, 10 * MPA), hold_end=criterion)
+    assert out.status == "SUCCEEDED" and "r_interface 4 ohm < 5 ohm" in out.message
+    # ramp ~5 s after the approach, so the hold ran about 7 s of its 30 s maximum
+    assert 5.0 < out.certificate.hold_duration < 9.0
+
+
+@pytest.mark.timeout(30)
+def test_hold_end_criterion_stops_at_max_hold_and_needs_a_hold(cells):
+    cell = cells("Li")
+    criterion = HoldEndCriterion(enabled=True, r_interface_below_ohm=5.0, max_hold_s=3.0)
+    out = cell.run(profile(25 * MPA, 5 * MPA, 60.0, 10 * MPA), hold_end=criterion)
+    assert out.status == "SUCCEEDED"
+    assert out.certificate.hold_duration == pytest.approx(3.0, abs=0.01)
+    with pytest.raises(InvalidGoalError, match="no hold"):
+        cell.rt.start_cycle([Segment("ramp", 5 * MPA, 1e6), Segment("release", 0.0, 1e6)],
+                            cell.area, hold_end=criterion)

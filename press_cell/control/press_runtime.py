@@ -17,6 +17,7 @@ press is idle with the setpoint at the measured state: a stale setpoint is never
 The certificate is computed in the thread that reads the outcome, never in the loop.
 """
 
+import dataclasses
 import logging
 import math
 import threading
@@ -30,6 +31,7 @@ from press_cell.control.force_controller import (
     ForceController,
     SupervisoryStreamer,
 )
+from press_cell.control.hold_end import HoldEndError, HoldEndEvaluator
 from press_cell.control.loop_runner import LatestValue, LoopRunner, LoopTiming
 from press_cell.control.profile import Phase, PressProfile, ProfileError
 from press_cell.control.supervisor import (
@@ -241,6 +243,10 @@ class _Cycle:
     ending: tuple = None
     mode: str = "run"           # approach | run | release | finish | vent
     mode_since_s: float = math.nan
+    hold_end: object = None         # HoldEndEvaluator for the last hold, or None
+    last_hold_index: int = -1
+    pending_r_ohm: float = math.nan     # newest interface resistance reported, ohm
+    hold_end_note: str = ""
 
 
 def _warm_up() -> None:
@@ -381,11 +387,15 @@ class PressRuntime:
     def start_cycle(self, segments, contact_area_m2: float, part_id: str = "",
                     max_pressure_pa: float = math.inf, step_name: str = "",
                     recipe_name: str = "", recipe_hash: str = None, calibration_id: str = "",
-                    material: str = "", thickness_probe=None) -> CycleHandle:
+                    material: str = "", thickness_probe=None,
+                    hold_end=None) -> CycleHandle:
         """Validate and start a cycle; return its handle or raise a ``CycleRefused`` subclass.
 
         ``contact_area_m2`` converts force to die pressure; ``max_pressure_pa`` is the recipe
         limit (Pa). ``thickness_probe`` (optional callable -> m) is read at start and end.
+        ``hold_end`` (``HoldEndCriterion`` or the message) ends the last hold adaptively from
+        the interface resistances fed through ``report_interface_resistance``; when enabled the
+        last hold lasts up to ``max_hold_s`` instead of its own duration.
         """
         if not (isinstance(contact_area_m2, (int, float)) and math.isfinite(contact_area_m2)
                 and contact_area_m2 > 0.0):
@@ -396,7 +406,22 @@ class PressRuntime:
                                    "(inf: only press and die ratings apply)")
         try:
             segs = PressProfile(segments).segments
-        except ProfileError as exc:
+            evaluator = None
+            holds = [i for i, seg in enumerate(segs) if seg.kind == "hold"]
+            if hold_end is not None:
+                evaluator = HoldEndEvaluator(hold_end)
+                if not evaluator.criterion.enabled:
+                    evaluator = None
+            if evaluator is not None:
+                if not holds:
+                    raise InvalidGoalError("hold_end is enabled but the profile has no hold")
+                if not math.isfinite(evaluator.criterion.max_hold_s):
+                    raise InvalidGoalError("hold_end needs a finite max_hold (s)")
+                segs = list(segs)
+                segs[holds[-1]] = dataclasses.replace(
+                    segs[holds[-1]], duration_s=evaluator.criterion.max_hold_s)
+                segs = PressProfile(segs).segments
+        except (ProfileError, HoldEndError) as exc:
             raise InvalidGoalError(str(exc)) from exc
         with self._api_lock:
             if not self._started or not self._runner.running:
@@ -434,7 +459,8 @@ class PressRuntime:
             cycle = _Cycle(handle=handle, segments=segs, contact_area_m2=float(contact_area_m2),
                            max_pressure_pa=float(max_pressure_pa),
                            release_rate_pa_s=min(release_rates[-1], lim.max_rate_pa_s),
-                           peak_target_pa=peak, thickness_probe=thickness_probe)
+                           peak_target_pa=peak, thickness_probe=thickness_probe,
+                           hold_end=evaluator, last_hold_index=holds[-1] if holds else -1)
             self._busy = True
             self._runner.post(("start", cycle))
             return handle
@@ -448,6 +474,10 @@ class PressRuntime:
             return False
         self._runner.post(("cancel", None))
         return True
+
+    def report_interface_resistance(self, r_interface_ohm: float) -> None:
+        """Feed one interface-resistance estimate (ohm) to the hold-end criterion; never blocks."""
+        self._runner.post(("r_int", float(r_interface_ohm)))
 
     def estop(self, reason: str = "requested") -> None:
         """Vent the press and latch an ESTOP fault (next loop cycle); never blocks."""
@@ -703,6 +733,9 @@ class PressRuntime:
                 self._cycle.mode = "vent"
                 self._cycle.mode_since_s = now_s
             self._vent(now_s)
+        elif kind == "r_int":
+            if self._cycle is not None:
+                self._cycle.pending_r_ohm = arg
         elif kind == "reset":
             self._reset(arg, reading)
         elif kind == "tare":
@@ -850,6 +883,9 @@ class PressRuntime:
                 cycle.mode = "vent"
                 cycle.mode_since_s = now_s
             else:
+                if cycle.hold_end is not None and cycle.mode == "run" and \
+                        point.segment_index == cycle.last_hold_index:
+                    self._evaluate_hold_end(cycle, point, now_s)
                 demand = self._control(now_s, dt_s, pressure, setpoint, point)
         if self._cycle is not None:
             self._phase = Phase.VENTING if cycle.mode == "vent" else point.phase
@@ -860,6 +896,17 @@ class PressRuntime:
                                r.ram_position_m if r else math.nan, demand,
                                int(self._phase), index))
         return demand
+
+    @staticmethod
+    def _evaluate_hold_end(cycle: _Cycle, point, now_s: float) -> None:
+        """Feed the hold-end criterion; when it is met, jump the profile to the hold's end."""
+        r_ohm, cycle.pending_r_ohm = cycle.pending_r_ohm, math.nan
+        if cycle.hold_end.update(point.time_in_segment_s, r_ohm):
+            end_s = cycle.profile.span_bounds(cycle.last_hold_index)[1]
+            # The release starts at the hold level, so skipping ahead is bumpless.
+            cycle.t0_s -= end_s - (now_s - cycle.t0_s)
+            cycle.hold_end_note = f"; hold ended by criterion: {cycle.hold_end.reason}"
+            cycle.hold_end = None
 
     def _control(self, now_s, dt_s, pressure, setpoint, point) -> float:
         if self.mode is PressMode.VALVE:
@@ -884,7 +931,7 @@ class PressRuntime:
 
     def _end_cycle(self, cycle: _Cycle, now_s: float, note: str = "") -> None:
         status, code, message = cycle.ending or ("SUCCEEDED", "NONE", "cycle complete")
-        message += note
+        message += cycle.hold_end_note + note
         if self.mode is PressMode.VALVE and cycle.mode != "vent":
             self._write_valve(0.0)
         self._cycle = None
