@@ -20,6 +20,7 @@ from press_cell.control.press_runtime import (
     NotActiveError,
     OverLimitError,
     PressRuntime,
+    RuntimeConfigError,
     ZoneOccupiedError,
 )
 from press_cell.control.profile import Phase
@@ -392,3 +393,11 @@ def test_hold_end_criterion_stops_at_max_hold_and_needs_a_hold(cells):
     with pytest.raises(InvalidGoalError, match="no hold"):
         cell.rt.start_cycle([Segment("ramp", 5 * MPA, 1e6), Segment("release", 0.0, 1e6)],
                             cell.area, hold_end=criterion)
+
+
+def test_runtime_settings_are_validated():
+    clock = SimulatedClock()
+    with pytest.raises(RuntimeConfigError, match="released_fraction"):
+        PressRuntime(SimulatedPress(clock), clock, lockstep=True, released_fraction=2.0)
+    with pytest.raises(RuntimeConfigError, match="vent_timeout_s"):
+        PressRuntime(SimulatedPress(clock), clock, lockstep=True, vent_timeout_s=0.0)

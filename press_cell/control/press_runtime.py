@@ -63,6 +63,10 @@ CONTACT_FRACTION = 5e-4
 CONTACT_MIN_PA = 0.1e6
 
 
+class RuntimeConfigError(ValueError):
+    """A PressRuntime setting is out of range; the message names it and the allowed range."""
+
+
 class CycleRefused(Exception):
     """A cycle was not started; ``code`` is the PressCycle error-code name."""
 
@@ -290,6 +294,19 @@ class PressRuntime:
         ``supervisory_lag_s`` is the lag allowed to a press's own loop when tracking is checked
         in supervisory mode [est: ~0.9 s for press_cell.physics.hydraulics.InnerForceLoop].
         """
+        for name, value in (("default_release_rate_pa_s", default_release_rate_pa_s),
+                            ("released_min_pa", released_min_pa),
+                            ("vent_timeout_s", vent_timeout_s), ("vent_settle_s", vent_settle_s),
+                            ("release_confirm_s", release_confirm_s),
+                            ("finish_timeout_s", finish_timeout_s),
+                            ("approach_timeout_s", approach_timeout_s),
+                            ("stream_rate_hz", stream_rate_hz)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0.0):
+                raise RuntimeConfigError(f"{name}={value!r} must be a finite number > 0")
+        if not 0.0 <= released_fraction < 1.0:
+            raise RuntimeConfigError(f"released_fraction={released_fraction!r} must be in [0, 1)")
+        if not (math.isfinite(supervisory_lag_s) and supervisory_lag_s >= 0.0):
+            raise RuntimeConfigError(f"supervisory_lag_s={supervisory_lag_s!r} must be >= 0 s")
         self.driver = driver
         self.clock = clock
         self.rate_hz = float(rate_hz)
