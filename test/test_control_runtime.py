@@ -356,7 +356,7 @@ def test_real_time_loop_runs_a_cycle_on_the_wall_clock():
         offset_n = rt.tare(50)
         assert abs(offset_n - 100.0) < 5.0          # the cell's 0.1 % FS zero offset
         t0 = time.monotonic()
-        out = rt.start_cycle(profile(5 * MPA, 10 * MPA, 0.5, 10 * MPA), foil.loaded_area_m2) \
+        out = rt.start_cycle(profile(3 * MPA, 10 * MPA, 0.3, 10 * MPA), foil.loaded_area_m2) \
             .wait(10.0)
         wall = time.monotonic() - t0
     finally:
@@ -365,7 +365,7 @@ def test_real_time_loop_runs_a_cycle_on_the_wall_clock():
     assert out.certificate.duration == pytest.approx(wall, rel=0.3)
     timing = out.certificate.loop_timing
     assert not timing.lockstep and timing.dt_mean == pytest.approx(2e-3, rel=0.05)
-    assert timing.cycles > 300
+    assert timing.cycles > 200
 
 
 @pytest.mark.timeout(30)

@@ -15,5 +15,8 @@ The press node wraps ``press_runtime.PressRuntime``; everything else here is its
 * ``certificate``: ``PressTrace``, ``PressCertificate`` (= ``msg/PressCertificate``),
   ``compute_certificate``.
 * ``press_runtime``: ``PressRuntime``, ``CycleHandle``, ``CycleOutcome``, ``PressSnapshot``
-  and the ``CycleRefused`` exceptions (``code`` = PressCycle error-code name).
+  and the ``CycleRefused`` exceptions (``code`` = PressCycle error-code name); it ends the last
+  hold by ``hold_end.HoldEndEvaluator`` when a goal enables the criterion.
+
+``placement``, ``hold_end`` and ``assembly`` are documented in their own files.
 """
