@@ -5,17 +5,24 @@ The arm node runs in another process; a zone-lease press stand-in (test/support)
 (faults injected through the node's ``sim_fault`` parameter) and ``hardware: dobot`` on the
 pty emulator running in this test process (faults injected into the emulator's arm).
 Tests of one backend share one arm process and run in file order: a canceled placement
-leaves the part in the cup, so cancel and e-stop come last.
+leaves the part in the cup, so cancel and e-stop come late. The lease tests at the end run on
+the sim backend only (they hold the arm in the zone with the sim stall fault and need the
+stand-in's lease revocation); the very last kills the sim arm with SIGKILL. The interlock
+against the real press node is in test_arm_node_interlock.py.
 """
 
 import math
 import os
+import time
 
 import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
 from conftest import ros_subprocess_env
+from rclpy.action import ActionClient
 from rclpy.context import Context
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import Empty
 from support.arm_harness import (
     SUPPORT,
@@ -27,22 +34,23 @@ from support.arm_harness import (
     wait_future,
 )
 
-from press_cell.action import PlaceComponent
+from press_cell.action import PlaceComponent, PressCycle
 from press_cell.hardware.dobot_emulator import DobotEmulator
-from press_cell.msg import DeviceStatus
+from press_cell.msg import DeviceStatus, PressSegment
 from press_cell.recipes.stations import load_layout
-from press_cell.srv import ResetFault
+from press_cell.srv import ResetFault, ZoneLease
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 
 LAYOUT = load_layout(SUPPORT.parent.parent / "config" / "stations.yaml")
 TIME_SCALE = 40.0
 FILLED = ["pellet_tray/0", "pellet_tray/1", "pellet_tray/2", "pellet_tray/3",
-          "anode_rack/0", "anode_rack/1"]          # pellet_tray/7 stays empty
+          "pellet_tray/4", "pellet_tray/5", "anode_rack/0", "anode_rack/1"]   # slot 7 stays empty
 PELLET = PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET
 ANODE = PlaceComponent.Goal.KIND_ANODE_ON_ROD
 R = PlaceComponent.Result
 TOL_M = 1e-3
+LEASE_S = 0.6          # the sim arm's press-zone lease; renewed every LEASE_S / 3
 
 
 class Backend:
@@ -50,6 +58,12 @@ class Backend:
 
     def __init__(self, name, client, arm_proc, emulator=None):
         self.name, self.client, self.arm_proc, self.emulator = name, client, arm_proc, emulator
+        self.press_params = AsyncParameterClient(client.node, f"{client.namespace}/press")
+
+    def set_press_param(self, name, value):
+        """Set one parameter of the press stand-in."""
+        future = self.press_params.set_parameters([Parameter(name, value=value)])
+        assert wait_future(future, 10.0, "press parameter").results[0].successful
 
     def inject(self, fault):
         """Inject ``grasp_failure`` or ``drop:<m>`` for the next placement."""
@@ -72,7 +86,8 @@ def cells(request):
     for slot in FILLED:
         emulator.arm.add_part(slot, LAYOUT.resolve_slot(slot)[2].position_m)
     port = emulator.start()
-    hardware = {"sim": dict(hardware="sim", time_scale=TIME_SCALE, sim_filled_slots=FILLED),
+    hardware = {"sim": dict(hardware="sim", time_scale=TIME_SCALE, sim_filled_slots=FILLED,
+                            lease_duration=LEASE_S, motion_timeout=600.0),
                 "dobot": dict(hardware="dobot", serial_port=port)}
     processes, backends = [], {}
     try:
@@ -237,3 +252,87 @@ def test_estop_stops_at_once_aborts_and_latches_until_reset(backend):
         assert reset.success and reset.cleared_fault == "ESTOP"
     finally:
         client.set_arm_params(travel_speed=0.10)
+
+
+# --------------------------------------------------------------- lease tests (sim only, last)
+# They keep the arm standing in the zone (sim stall fault) at an unloaded press; the last one
+# kills the sim arm process.
+
+def press_goal():
+    """Return a small explicit press cycle (ramp to 1 MPa and release)."""
+    return PressCycle.Goal(part_id="interlock", die_diameter=0.013, segments=[
+        PressSegment(kind=PressSegment.KIND_RAMP, target_pressure=1e6, rate=1e6),
+        PressSegment(kind=PressSegment.KIND_RELEASE, target_pressure=0.0, rate=1e6)])
+
+
+def enter_zone_and_stay(client, slot):
+    """Start a placement from ``slot`` to the die; return once the arm stands inside the zone.
+
+    The transfer runs slowly; once it is under way, a stall is injected for the next move,
+    the descent into the die, which is the last move that a cancel (or a lost lease) can stop.
+    """
+    slow = client.set_arm_params(fine_speed=0.01, travel_speed=0.01)   # in this order
+    assert all(r.successful for r in slow), [r.reason for r in slow]
+    feedback = []
+    try:
+        handle = client.send(PELLET, slot, "press_die", slot, feedback)
+        assert handle.accepted
+        wait_for(lambda: sum(f.stage == f.STAGE_TRANSFER for f in feedback) >= 2, 30.0,
+                 "the transfer under way")
+        assert all(r.successful for r in client.set_arm_params(sim_fault="stall:0.0"))
+    finally:
+        client.set_arm_params(travel_speed=0.10, fine_speed=0.02)
+    wait_for(lambda: any(f.stage == f.STAGE_PLACE for f in feedback), 10.0, "the descent")
+    count = len(feedback)
+
+    def stalled():
+        recent = [f.pose.position for f in feedback[count:]][-3:]
+        return len(recent) == 3 and all(p == recent[0] for p in recent)
+
+    wait_for(stalled, 10.0, "the arm standing still inside the zone")
+    assert feedback[-1].stage == feedback[-1].STAGE_PLACE and feedback[-1].in_press_zone
+    wait_for(lambda: client.press_states and client.press_states[-1].zone_leased, 5.0,
+             "the press reporting the lease")
+    return handle, feedback
+
+
+def test_a_lease_the_press_revokes_takes_the_arm_out_of_the_zone(cells):
+    sim = cells["sim"]
+    client = sim.client
+    handle, _ = enter_zone_and_stay(client, "pellet_tray/4")
+    sim.set_press_param("deny_renewals", True)
+    try:
+        response = wait_future(handle.get_result_async(), 10.0, "the placement result")
+    finally:
+        sim.set_press_param("deny_renewals", False)
+    assert response.status == GoalStatus.STATUS_ABORTED
+    result = response.result
+    assert result.error_code == R.ZONE_DENIED and "renewal" in result.error_msg
+    position = result.final_pose.position
+    assert not LAYOUT.press_zone.contains((position.x, position.y, position.z))
+    wait_for(lambda: client.in_zone[-1] is False, 5.0, "~/in_press_zone false")
+
+
+def test_press_goal_refused_while_arm_holds_lease_and_lease_expires_after_arm_crash(cells):
+    sim = cells["sim"]
+    client = sim.client
+    press = ActionClient(client.node, PressCycle, "press_cycle")
+    wait_for(press.server_is_ready, 20.0, "press_cycle server")
+    client.press_states.clear()
+    enter_zone_and_stay(client, "pellet_tray/5")
+    refused = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
+    assert not refused.accepted, "the press accepted a cycle with the arm in the zone"
+    # a lease renewed by a live arm outlasts its duration
+    time.sleep(1.5 * LEASE_S)
+    assert client.press_states[-1].zone_leased, "the live arm's lease was not renewed"
+
+    stop(sim.arm_proc, sig_kill=True)          # crash: no release is ever sent
+    killed = time.monotonic()
+    wait_for(lambda: not client.press_states[-1].zone_leased, 5.0, "the lease to expire")
+    expired_after_s = time.monotonic() - killed
+    assert expired_after_s <= LEASE_S + 0.5, f"lease outlived the arm by {expired_after_s} s"
+    granted = client.lease(ZoneLease.Request.ACQUIRE, holder="test", duration=0.5)
+    assert granted.granted, granted.message
+    client.lease(ZoneLease.Request.RELEASE, holder="test", lease_id=granted.lease_id)
+    accepted = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
+    assert accepted.accepted, "the press still refuses after the lease expired"

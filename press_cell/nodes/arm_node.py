@@ -391,6 +391,7 @@ class ArmNode(LifecycleNode):
             pressure_threshold_pa=self._param("zone_pressure_threshold"),
             service_timeout_s=self._param("lease_service_timeout"),
             entry_blocked=self._zone_entry_blocked,
+            on_change=self._publish_diagnostics,
             on_lease_lost=self._on_lease_lost)
         self._sequence = PlacementSequence(self._arm, layout, zone_gate=self._gate,
                                            on_feedback=self._on_stage)

@@ -9,6 +9,8 @@
   reading in the reply is above the threshold. A granted lease is RENEWed by a timer at a
   third of its duration, so one lost renewal still leaves time for the next.
 * ``zone_exit()`` stops renewing and RELEASEs the lease.
+* ``on_change`` is called when a lease is granted, released or lost and when the first
+  press state arrives (the node refreshes its diagnostics).
 * A renewal the press denies (lease expired, press restarted) marks the lease lost and calls
   ``on_lease_lost`` so the node can take the arm out of the zone.
 
@@ -89,8 +91,11 @@ class ZoneLeaseClient:
 
     def _on_press_state(self, msg: PressState) -> None:
         """Keep the latest press pressure (Pa) for the entry check."""
+        first = self._press_pressure_pa is None
         self._press_pressure_pa = float(msg.pressure)
         self._press_zone_leased = bool(msg.zone_leased)
+        if first:
+            self._notify()
 
     # ----------------------------------------------------------------- ZoneGate
     def zone_entry_permit(self) -> bool:
