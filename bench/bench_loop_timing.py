@@ -5,15 +5,20 @@ For each rate, two loops run back to back in this process for ``--seconds`` each
 * ``bare``: a minimal absolute-deadline loop (``next += period``; sleep; record lateness)
   with no work, the baseline of what this machine and scheduler give;
 * ``runtime``: ``PressRuntime`` (LoopRunner + ForceController + SafetySupervisor) driving a
-  ``SimulatedPress`` in real time through a Li-foil hold, its timing from ``timing()``.
+  ``SimulatedPress`` in real time through a Li-foil hold, its timing from ``timing()``;
+* ``+reader``: the same with a second Python thread reading ``snapshot()`` at ``--reader-hz``
+  and doing ~1 ms of Python work each time, as a ROS executor would (GIL contention).
 
-Usage: ``python bench/bench_loop_timing.py [--seconds 10] [--rates 500 1000] [--json PATH]``
+Usage: ``python bench/bench_loop_timing.py [--seconds 10] [--rates 500 1000] [--reader-hz 100]
+[--json PATH]``
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
+import threading
 import time
 
 import numpy as np
@@ -53,8 +58,22 @@ def bare_loop(rate_hz: float, seconds: float) -> dict:
                 compute_p99=0.0)
 
 
-def runtime_loop(rate_hz: float, seconds: float) -> dict:
-    """Run PressRuntime on a real-time SimulatedPress through a foil hold; return its timing."""
+def busy_reader(rt, stop, reader_hz: float) -> None:
+    """Stand in for a ROS executor: read snapshots and do Python work at ``reader_hz``."""
+    period = 1.0 / reader_hz
+    while not stop.is_set():
+        snap = rt.snapshot()
+        # ~1 ms of pure-Python work per read (message building, serialisation) [est].
+        payload = [json.dumps(dataclasses.asdict(snap), default=str) for _ in range(20)]
+        del payload
+        time.sleep(period)
+
+
+def runtime_loop(rate_hz: float, seconds: float, reader_hz: float = 0.0) -> dict:
+    """Run PressRuntime on a real-time SimulatedPress through a foil hold; return its timing.
+
+    With ``reader_hz`` > 0 a second Python thread reads snapshots and works meanwhile.
+    """
     clock = MonotonicClock()
     foil = AlkaliFoil(LITHIUM, 100e-6, 12.7e-3 / 2)
     sim = SimulatedPress(clock, specimen=foil)
@@ -65,8 +84,16 @@ def runtime_loop(rate_hz: float, seconds: float) -> dict:
                 Segment("hold", 10 * MPA, 0.0, seconds + 60.0, 0.1 * MPA),
                 Segment("release", 0.0, 10 * MPA)]
     handle = rt.start_cycle(segments, foil.loaded_area_m2)
+    stop = threading.Event()
+    reader = None
+    if reader_hz > 0.0:
+        reader = threading.Thread(target=busy_reader, args=(rt, stop, reader_hz), daemon=True)
+        reader.start()
     time.sleep(seconds)
     timing = rt.timing()
+    stop.set()
+    if reader is not None:
+        reader.join()
     phase = rt.snapshot().phase.name
     rt.cancel()
     handle.wait(10.0)
@@ -84,12 +111,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration per loop, s")
     parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0],
                         help="loop rates, Hz")
+    parser.add_argument("--reader-hz", type=float, default=100.0,
+                        help="rate of the busy snapshot reader in the '+reader' variant, Hz")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = []
     for rate in args.rates:
-        for name, fn in (("bare", bare_loop), ("runtime", runtime_loop)):
+        variants = (("bare", lambda r, t: bare_loop(r, t)),
+                    ("runtime", lambda r, t: runtime_loop(r, t)),
+                    ("+reader", lambda r, t: runtime_loop(r, t, args.reader_hz)))
+        for name, fn in variants:
             result = fn(rate, args.seconds)
             result.update(rate_hz=rate, loop=name)
             rows.append(result)
@@ -102,10 +134,11 @@ def main() -> None:
               f"{'yes' if r['realtime'] else 'no':>3}")
     for rate in args.rates:
         bare = next(r for r in rows if r["rate_hz"] == rate and r["loop"] == "bare")
-        run = next(r for r in rows if r["rate_hz"] == rate and r["loop"] == "runtime")
-        ratio = run["p99"] / bare["p99"] if bare["p99"] > 0 else math.inf
-        print(f"{rate:.0f} Hz: runtime p99 wake latency = {ratio:.2f} x bare loop; "
-              f"overruns {run['overruns']} of {run['cycles']} cycles")
+        for variant in ("runtime", "+reader"):
+            run = next(r for r in rows if r["rate_hz"] == rate and r["loop"] == variant)
+            ratio = run["p99"] / bare["p99"] if bare["p99"] > 0 else math.inf
+            print(f"{rate:.0f} Hz {variant}: p99 wake latency = {ratio:.2f} x bare loop; "
+                  f"overruns {run['overruns']} of {run['cycles']} cycles")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
