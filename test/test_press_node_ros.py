@@ -34,9 +34,15 @@ from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 
 from press_cell.action import PressCycle  # noqa: E402
-from press_cell.msg import DeviceStatus, PressSegment, PressState  # noqa: E402
+from press_cell.msg import (  # noqa: E402
+    DeviceStatus,
+    ImpedanceSample,
+    PressSegment,
+    PressState,
+    PressTrace,
+)
 from press_cell.nodes.press_client import GoalRefused, PressClient, wait_future  # noqa: E402
-from press_cell.nodes.qos import TELEMETRY  # noqa: E402
+from press_cell.nodes.qos import RECORD, TELEMETRY  # noqa: E402
 from press_cell.srv import ZoneLease  # noqa: E402
 
 BACKENDS = ("sim", "serial_ascii", "serial_modbus")
@@ -123,6 +129,11 @@ class Rig:
         self.states = deque(maxlen=200_000)
         self.node.create_subscription(PressState, f"{self.ns}/press/state",
                                       lambda msg: self.states.append(msg), TELEMETRY)
+        self.traces = deque(maxlen=20)
+        self.node.create_subscription(PressTrace, f"{self.ns}/press/trace",
+                                      lambda msg: self.traces.append(msg), RECORD)
+        self.monitor = self.node.create_publisher(ImpedanceSample,
+                                                  f"{self.ns}/impedance/monitor", TELEMETRY)
         self.lifecycle = self.node.create_client(ChangeState, f"{self.ns}/press/change_state")
         self.set_params = self.node.create_client(SetParameters,
                                                   f"{self.ns}/press/set_parameters")
@@ -237,6 +248,14 @@ def test_recipe_runs_and_certificate_meets_tracking_figures(rig):
     assert cert.calibration_id.startswith("tare")
     assert cert.contact_area == pytest.approx(math.pi * 0.013 ** 2 / 4, rel=1e-6)
     assert len(arrivals) >= 10 * wall_s * 0.8, "feedback slower than 10 Hz"
+    # The full-rate record of the cycle arrives on ~/trace and carries the same certificate.
+    deadline = time.monotonic() + 5.0
+    while not any(t.part_id == "pellet-1" for t in rig.traces) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    trace = [t for t in rig.traces if t.part_id == "pellet-1"][-1]
+    assert len(trace.time) == len(trace.pressure) == len(trace.phase) > 100
+    assert trace.certificate.peak_pressure == cert.peak_pressure == max(trace.pressure)
+    assert trace.loop_rate == rig.rate_hz and len(trace.segments) == 3
     if rig.backend == "sim":
         # The press-core tracking figures.
         assert cert.target_pressure == pytest.approx(100e6)
@@ -402,3 +421,36 @@ def test_parameter_change_above_press_rating_refused(rig):
     request.parameters = [ParameterMsg(name="zone_threshold_pa", value=ParameterValue(
         type=ParameterType.PARAMETER_DOUBLE, double_value=0.3e6))]
     assert wait_future(rig.set_params.call_async(request), 10.0, "set").results[0].successful
+
+
+@pytest.mark.timeout(60)
+def test_hold_end_criterion_ends_the_hold_from_impedance_monitor(rig):
+    """An enabled hold_end ends the hold once impedance/monitor reports R_int below the limit."""
+    rig.wait_idle()
+    max_hold_s = 600.0 if rig.backend == "sim" else 20.0
+    goal = _hold_goal(rig, "hold-end-1")
+    goal.hold_end.enabled = True
+    goal.hold_end.monitor_frequency = 10.0
+    goal.hold_end.r_interface_below = 5.0
+    goal.hold_end.min_hold = 0.5
+    goal.hold_end.max_hold = max_hold_s
+    feedbacks = deque()
+    handle = rig.client.send_goal(goal, feedback_callback=lambda m: feedbacks.append(m.feedback))
+    rig.wait_phase(feedbacks, PressState.PHASE_HOLD)
+    stop = threading.Event()
+
+    def feed():
+        while not stop.is_set():
+            rig.monitor.publish(ImpedanceSample(frequency=10.0, r_interface=1.0))
+            time.sleep(0.02)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        status, result = rig.client.wait_result(handle, 60.0)
+    finally:
+        stop.set()
+        feeder.join()
+    assert status == "succeeded", result.error_msg
+    assert "hold ended by criterion" in result.error_msg
+    assert 0.5 <= result.certificate.hold_duration < 0.5 * max_hold_s

@@ -9,9 +9,9 @@ Checks, in order: recipe/segments exclusivity and recipe name; finite numbers; n
 pressures; unit magnitude (a non-zero target below 1 kPa or above 2 GPa, a rate below 1 kPa/s or
 above 2 GPa/s, a die diameter above 0.2 m: SI goals cannot mean such values, they are lab units
 passed unconverted); contact area (one of die diameter / area, > 0, agreeing with the recipe's
-tooling); material in the library; the adaptive hold end (not supported by this node: refused,
-never ignored); press capacity and die rating. The runtime checks the profile rules (a hold
-keeps its level, the profile ends with a release to 0 Pa) and the limits again when it starts.
+tooling); material in the library; press capacity and die rating. The runtime checks the
+profile rules (a hold keeps its level, the profile ends with a release to 0 Pa), the adaptive
+hold end (``hold_end``) and the limits again when it starts.
 """
 
 import math
@@ -152,9 +152,6 @@ def resolve_goal(goal, book, library, limits: GoalLimits) -> ResolvedGoal:
     """
     from press_cell.nodes.press_messages import SegmentKindError, segment_from_msg
 
-    if goal.hold_end.enabled:
-        raise _invalid("hold_end (adaptive end of the hold) is not supported by this press "
-                       "node; leave hold_end.enabled false and give the hold duration")
     area_m2, diameter_m = goal_area_m2(float(goal.die_diameter), float(goal.contact_area))
     max_pressure_pa = float(goal.max_pressure)
     if math.isnan(max_pressure_pa) or max_pressure_pa < 0.0:

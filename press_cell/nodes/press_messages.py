@@ -20,7 +20,13 @@ from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import FluidPressure
 
 from press_cell.action import PressCycle
-from press_cell.msg import ControllerTiming, PressCertificate, PressSegment, PressState
+from press_cell.msg import (
+    ControllerTiming,
+    PressCertificate,
+    PressSegment,
+    PressState,
+    PressTrace,
+)
 from press_cell.recipes.segments import Segment
 
 _SEGMENT_KINDS = {PressSegment.KIND_RAMP: "ramp", PressSegment.KIND_HOLD: "hold",
@@ -190,3 +196,30 @@ def feedback_from_snapshot(snap) -> PressCycle.Feedback:
         force=float(snap.force_n), ram_position=float(snap.ram_position_m),
         time_in_segment=float(snap.time_in_segment_s),
         time_remaining=float(snap.time_remaining_s))
+
+
+def trace_to_msg(trace, segments, certificate_msg: PressCertificate, contact_area_m2: float,
+                 loop_rate_hz: float, stamps: StampMapper) -> PressTrace:
+    """Return the full-rate ``PressTrace`` of one cycle (core ``PressTrace`` + its profile).
+
+    ``time`` stays in loop clock seconds (as the msg says); the header carries the ROS stamp
+    of the last sample.
+    """
+    msg = PressTrace()
+    if len(trace):
+        msg.header.stamp = stamps.stamp(float(trace.time_s[-1]))
+    msg.part_id = certificate_msg.part_id
+    msg.step_name = certificate_msg.step_name
+    msg.contact_area = float(contact_area_m2)
+    msg.loop_rate = float(loop_rate_hz)
+    msg.segments = [segment_to_msg(s) for s in segments]
+    msg.time = trace.time_s.astype(float).tolist()
+    msg.pressure_setpoint = trace.setpoint_pa.astype(float).tolist()
+    msg.pressure = trace.pressure_pa.astype(float).tolist()
+    msg.force = trace.force_n.astype(float).tolist()
+    msg.ram_position = trace.ram_position_m.astype(float).tolist()
+    msg.valve_command = trace.demand.astype(float).tolist()
+    msg.phase = trace.phase.astype("uint8").tolist()
+    msg.segment_index = trace.segment_index.astype("int32").tolist()
+    msg.certificate = certificate_msg
+    return msg

@@ -26,14 +26,19 @@ Action policy (``press_cycle``, namespace-relative):
 * Feedback at ``feedback_rate_hz`` (>= 10 Hz) from the loop's latest snapshot.
 
 Callback groups: the action server is reentrant (execute blocks for the cycle, goal and cancel
-requests are still served); e-stop and reset are in their own reentrant group; telemetry, the
-slow timers and the other services each have a mutually exclusive group, so a busy publisher
-never delays a cancel or an e-stop. Run with a ``MultiThreadedExecutor`` (``main`` does).
+requests are still served); e-stop and reset are in their own reentrant group; the slow timers,
+the /clock timer and the other services each have a mutually exclusive group, so a busy
+callback never delays a cancel or an e-stop. Run with a ``MultiThreadedExecutor`` (``main``
+does). High-rate telemetry is published from a dedicated thread (``sample_streamer``: an
+executor timer does not reach 500 Hz here).
 
 Topics (relative to the node): ``~/state`` (PressState, ``state_rate_hz``), ``~/pressure``
 (sensor_msgs/FluidPressure, Pa), ``~/wrench`` (geometry_msgs/WrenchStamped, N, compression is
 -z, see ``press_messages``), ``~/timing`` (ControllerTiming, 1 Hz), ``~/status`` (DeviceStatus,
-latched, on every change), ``/diagnostics`` (1 Hz), ``/clock`` (sim with ``publish_clock``).
+latched, on every change), ``~/trace`` (PressTrace, reliable, the full-rate record of each
+cycle when it ends), ``/diagnostics`` (1 Hz), ``/clock`` (sim with ``publish_clock``).
+Subscribes ``impedance/monitor`` (ImpedanceSample) and feeds its interface resistance to the
+adaptive hold end of a goal whose ``hold_end`` is enabled.
 Services: ``~/tare``, ``~/reset_fault``, ``~/estop``, ``~/zone_lease``; topic ``estop``
 (std_msgs/Empty, namespace-relative).
 """
@@ -62,11 +67,12 @@ from std_msgs.msg import Empty
 from press_cell.action import PressCycle
 from press_cell.config_files import config_file
 from press_cell.control.force_controller import ControllerGains
+from press_cell.control.hold_end import HoldEndError
 from press_cell.control.press_runtime import CycleRefused, PressRuntime
 from press_cell.control.profile import Phase
 from press_cell.control.supervisor import ERROR_CODES, SafetyLimits
 from press_cell.hardware.press_driver import PressError, PressMode
-from press_cell.msg import ControllerTiming, DeviceStatus, PressState
+from press_cell.msg import ControllerTiming, DeviceStatus, ImpedanceSample, PressState, PressTrace
 from press_cell.nodes import diagnostics as diag
 from press_cell.nodes.press_goal import GoalLimits, GoalRejected, resolve_goal
 from press_cell.nodes.press_hardware import (
@@ -83,6 +89,7 @@ from press_cell.nodes.press_messages import (
     state_to_msg,
     time_from_seconds,
     timing_to_msg,
+    trace_to_msg,
     wrench_to_msg,
 )
 from press_cell.nodes.press_parameters import (
@@ -91,7 +98,8 @@ from press_cell.nodes.press_parameters import (
     declare_press_parameters,
     read_press_settings,
 )
-from press_cell.nodes.qos import COMMAND, LATCHED, TELEMETRY
+from press_cell.nodes.qos import COMMAND, LATCHED, RECORD, TELEMETRY
+from press_cell.nodes.sample_streamer import SampleStreamer
 from press_cell.nodes.zone_lease import ZoneLeaseBook
 from press_cell.recipes import load_recipes
 from press_cell.recipes.library import load_library
@@ -138,7 +146,10 @@ class PressNode(LifecycleNode):
         self._lifecycle = "unconfigured"
         self._active_entities = []
         self._action_server = None
-        self._state_timer = None
+        self._streamer = None
+        self._trace_pub = None
+        self._plan = None
+        self._frame_id = "press_ram"
         self._cycle = None                  # (goal request, CycleHandle) of the running goal
         self._cycle_done = threading.Event()
         self._cycle_done.set()
@@ -154,7 +165,6 @@ class PressNode(LifecycleNode):
 
         self._cb_action = ReentrantCallbackGroup()
         self._cb_safety = ReentrantCallbackGroup()
-        self._cb_telemetry = MutuallyExclusiveCallbackGroup()
         self._cb_slow = MutuallyExclusiveCallbackGroup()
         self._cb_services = MutuallyExclusiveCallbackGroup()
         self._cb_clock = MutuallyExclusiveCallbackGroup()
@@ -257,13 +267,17 @@ class PressNode(LifecycleNode):
         self._pressure_pub = self.create_publisher(FluidPressure, "~/pressure", TELEMETRY)
         self._wrench_pub = self.create_publisher(WrenchStamped, "~/wrench", TELEMETRY)
         self._timing_pub = self.create_publisher(ControllerTiming, "~/timing", TELEMETRY)
-        entities = [self._state_pub, self._pressure_pub, self._wrench_pub, self._timing_pub]
-        self._state_timer = self.create_timer(1.0 / settings.state_rate_hz,
-                                              self._on_state_timer,
-                                              callback_group=self._cb_telemetry)
+        self._trace_pub = self.create_publisher(PressTrace, "~/trace", RECORD)
+        entities = [self._state_pub, self._pressure_pub, self._wrench_pub, self._timing_pub,
+                    self._trace_pub,
+                    self.create_subscription(ImpedanceSample, "impedance/monitor",
+                                             self._on_monitor, TELEMETRY,
+                                             callback_group=self._cb_services)]
+        self._frame_id = settings.frame_id
+        self._streamer = SampleStreamer(self._runtime.snapshot, self._publish_sample,
+                                        settings.state_rate_hz)
         entities.append(self.create_timer(SLOW_PERIOD_S, self._on_timing_timer,
                                           callback_group=self._cb_slow))
-        entities.append(self._state_timer)
         if self._hw.simulated and settings.publish_clock:
             self._clock_pub = self.create_publisher(ClockMsg, "/clock", TELEMETRY)
             entities.append(self._clock_pub)
@@ -283,6 +297,7 @@ class PressNode(LifecycleNode):
         with self._lock:
             self._active_entities = entities
             self._lifecycle = "active"
+        self._streamer.start()
         if settings.tare_on_activate:
             self._wait_first_sample()
             ok, message, _ = self._tare(int(settings.tare_samples))
@@ -344,9 +359,12 @@ class PressNode(LifecycleNode):
         with self._lock:
             entities, self._active_entities = self._active_entities, []
             server, self._action_server = self._action_server, None
-            self._state_timer = None
+            self._trace_pub = None
+            streamer, self._streamer = self._streamer, None
             if self._lifecycle == "active":
                 self._lifecycle = "inactive"
+        if streamer is not None:
+            streamer.stop()
         if server is not None:
             server.destroy()
         for entity in entities:
@@ -355,6 +373,8 @@ class PressNode(LifecycleNode):
                 self.destroy_timer(entity)
             elif kind == "Publisher":
                 self.destroy_publisher(entity)
+            elif kind == "Subscription":
+                self.destroy_subscription(entity)
             else:
                 self.destroy_service(entity)
 
@@ -392,9 +412,9 @@ class PressNode(LifecycleNode):
             return SetParametersResult(successful=False, reason=reason)
         if "max_lease_s" in changes:
             self._leases.max_lease_s = float(changes["max_lease_s"])
-        if "state_rate_hz" in changes and self._state_timer is not None:
-            self._state_timer.timer_period_ns = int(1e9 / float(changes["state_rate_hz"]))
-            self._state_timer.reset()
+        streamer = self._streamer
+        if "state_rate_hz" in changes and streamer is not None:
+            streamer.set_rate(float(changes["state_rate_hz"]))
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ action
@@ -430,10 +450,13 @@ class PressNode(LifecycleNode):
                     plan.segments, plan.contact_area_m2, part_id=plan.part_id,
                     max_pressure_pa=plan.max_pressure_pa, recipe_name=plan.recipe_name,
                     recipe_hash=plan.recipe_hash, calibration_id=self._calibration_id,
-                    material=plan.material, thickness_probe=probe)
+                    material=plan.material, thickness_probe=probe, hold_end=goal.hold_end)
             except CycleRefused as exc:
                 return self._reject(exc.code, str(exc))
+            except HoldEndError as exc:
+                return self._reject("INVALID_GOAL", f"hold_end: {exc}")
             self._cycle = (goal, handle)
+            self._plan = plan
             self._cycle_done.clear()
             self._cancel_core_s = math.nan
             self._estop_core_s = math.nan
@@ -498,6 +521,7 @@ class PressNode(LifecycleNode):
             elif outcome.error_code == "ESTOP":
                 result.error_msg += self._latency_note("e-stop", self._estop_core_s,
                                                        outcome.trace, Phase.VENTING)
+            self._publish_trace(outcome, result.certificate)
             if outcome.status == "SUCCEEDED":
                 goal_handle.succeed()
             elif outcome.status == "CANCELED" and goal_handle.is_cancel_requested:
@@ -513,6 +537,24 @@ class PressNode(LifecycleNode):
                 self._cycle_done.set()
             self._publish_status(force=True)
 
+    def _publish_trace(self, outcome, certificate_msg) -> None:
+        """Publish the cycle's full-rate record on ~/trace (reliable, once per cycle)."""
+        plan, pub = self._plan, self._trace_pub
+        if plan is None or pub is None:
+            return
+        try:
+            pub.publish(trace_to_msg(outcome.trace, plan.segments, certificate_msg,
+                                     plan.contact_area_m2, self._effective_rate_hz,
+                                     self._stamps))
+        except Exception as exc:  # noqa: BLE001 - a lost record must not lose the result
+            self.get_logger().error(f"~/trace not published: {exc}")
+
+    def _on_monitor(self, msg) -> None:
+        """Feed the impedance monitor's interface resistance to an adaptive hold end."""
+        runtime = self._runtime
+        if runtime is not None and self._cycle is not None and math.isfinite(msg.r_interface):
+            runtime.report_interface_resistance(float(msg.r_interface))
+
     def _latency_note(self, what: str, arrived_core_s: float, trace, phase: Phase) -> str:
         """Return "; <what> arrived at stamp X s, <phase> began at stamp Y s (loop trace)"."""
         if not math.isfinite(arrived_core_s):
@@ -526,20 +568,12 @@ class PressNode(LifecycleNode):
         return note
 
     # ------------------------------------------------------------------ telemetry
-    def _on_state_timer(self) -> None:
-        """Publish the loop's latest sample on ~/state, ~/pressure and ~/wrench."""
-        runtime = self._runtime
-        if runtime is None or self._state_timer is None:
-            return
-        snap = runtime.snapshot()
-        frame = self.get_parameter("frame_id").value
-        try:
-            self._state_pub.publish(state_to_msg(snap, self._stamps, frame))
-            self._pressure_pub.publish(pressure_to_msg(snap, self._stamps, frame))
-            self._wrench_pub.publish(wrench_to_msg(snap, self._stamps, frame))
-        except Exception:  # noqa: BLE001 - publisher destroyed by a concurrent deactivate
-            if self._state_timer is not None:
-                raise
+    def _publish_sample(self, snap) -> None:
+        """Publish one loop sample on ~/state, ~/pressure and ~/wrench (streamer thread)."""
+        frame = self._frame_id
+        self._state_pub.publish(state_to_msg(snap, self._stamps, frame))
+        self._pressure_pub.publish(pressure_to_msg(snap, self._stamps, frame))
+        self._wrench_pub.publish(wrench_to_msg(snap, self._stamps, frame))
 
     def _on_timing_timer(self) -> None:
         """Publish the loop timing on ~/timing."""
