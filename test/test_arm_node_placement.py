@@ -139,6 +139,8 @@ def test_pellet_then_anode_are_placed_into_the_die(backend):
         assert status == GoalStatus.STATUS_SUCCEEDED, result.error_msg
         assert result.success and result.error_code == R.NONE
         assert_retreated(client, result)
+        # feedback and result travel on different topics: let the last feedback land
+        wait_for(lambda fb=feedback: fb[-1].stage == fb[-1].STAGE_RETREAT, 5.0, "RETREAT")
         stages = [f.stage for f in feedback]
         assert sorted(set(stages)) == list(range(8)), f"stages seen: {set(stages)}"
         assert stages == sorted(stages), "stages out of order"
