@@ -2,9 +2,8 @@
 
 The press node and the recorder run in their own processes; the test sends a real PressCycle
 goal and compares the certificate of the action result with the one the analysis computes from
-the bag. With the press's ``~/trace`` in the bag the two must be equal (same samples, same
-profile, same code); from the decimated ~/state telemetry alone they agree only as closely as
-the decimated samples allow (the press node does not publish ~/trace yet).
+the bag: the press's ``~/trace`` (every loop sample, the profile as laid out) is in the bag, and
+the certificate recomputed from it equals the live one (same samples, same profile, same code).
 """
 
 import os
@@ -19,9 +18,9 @@ from rclpy.executors import MultiThreadedExecutor
 from press_cell.action import PressCycle
 from press_cell.analysis.bag_reader import open_bag
 from press_cell.analysis.run import load_run
-from press_cell.msg import PressSegment
+from press_cell.msg import PressSegment, PressTrace
 from press_cell.nodes.press_client import PressClient
-from press_cell.recipes.segments import Segment
+from press_cell.nodes.qos import RECORD
 
 MPA = 1e6
 TARGET_PA, RATE_PA_S, HOLD_S, TOL_PA = 10 * MPA, 10 * MPA, 2.0, 0.2 * MPA
@@ -34,6 +33,15 @@ def _wait_for(output, text, timeout_s):
             return
         time.sleep(0.05)
     raise AssertionError(f"no {text!r} within {timeout_s} s:\n" + "".join(output))
+
+
+def _wait_for_true(condition, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {what} within {timeout_s} s")
 
 
 def _collect(proc):
@@ -62,6 +70,8 @@ def test_bag_of_a_press_cycle_reproduces_the_action_certificate(start_process, r
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
+        traces = []
+        node.create_subscription(PressTrace, f"{ns}/press/trace", traces.append, RECORD)
         client = PressClient(node, namespace=ns)
         client.wait_for_server(30.0)
         _wait_for(recorder_output, f"recording {ns}/press/state", 20)
@@ -77,7 +87,8 @@ def test_bag_of_a_press_cycle_reproduces_the_action_certificate(start_process, r
         _status, result = client.wait_result(handle, 60.0)
         assert result.success, result.error_msg
         live = result.certificate
-        time.sleep(1.0)   # the last telemetry and the trace reach the recorder
+        _wait_for_true(lambda: traces, 10.0, "the press's ~/trace")
+        time.sleep(0.3)   # the recorder's copy, delivered at the same moment, is written too
     finally:
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
@@ -87,29 +98,19 @@ def test_bag_of_a_press_cycle_reproduces_the_action_certificate(start_process, r
     bag_path = tmp_path / "press"
     with open_bag(bag_path) as bag:
         assert f"{ns}/press/state" in bag.topics and "/diagnostics" in bag.topics
-        has_trace = f"{ns}/press/trace" in bag.topics
+        trace = bag.topics.get(f"{ns}/press/trace")
+        assert trace is not None and trace.message_count == 1, sorted(bag.topics)
+        assert trace.qos[0].reliability.name == "RELIABLE"
         assert bag.info.calibration_id == live.calibration_id != ""
     run = load_run(bag_path)
-    segments = [Segment("ramp", TARGET_PA, RATE_PA_S), Segment("hold", TARGET_PA, 0.0, HOLD_S,
-                                                               TOL_PA),
-                Segment("release", 0.0, RATE_PA_S)]
-    results = run.cycle_results(segments_by_cycle={0: segments})
+    results = run.cycle_results()
     assert len(results) == 1, run.problems
     cert = results[0].certificate
-    if has_trace:
-        assert results[0].extra["matches_live"], results[0].extra["differences_from_live"]
-        rel, abs_pa = 1e-9, 1e-6
-    else:
-        # Until the press publishes ~/trace: ~/state is decimated (here 1 sample in 4 of the
-        # loop, fewer on a loaded machine) and best effort, so the figures agree only as
-        # closely as those samples show a hold that dips while the foil creeps.
-        rel, abs_pa = 5e-2, 0.0
-    names = ["peak_pressure", "mean_hold_pressure", "target_pressure"]
-    if has_trace:   # single-sample extremes: only the full-rate trace has them all
-        names += ["min_hold_pressure", "max_hold_pressure", "hold_pressure_std", "overshoot",
-                  "ramp_rate_achieved", "settling_time", "ram_travel", "duration",
-                  "fraction_in_band"]
-    for name in names:
-        assert getattr(cert, name) == pytest.approx(getattr(live, name), rel=rel, abs=abs_pa), name
-    assert cert.hold_duration == pytest.approx(live.hold_duration,
-                                               abs=1e-9 if has_trace else 0.25)
+    assert results[0].method.startswith("full-rate trace")
+    assert results[0].extra["matches_live"], results[0].extra["differences_from_live"]
+    for name in ("peak_pressure", "mean_hold_pressure", "min_hold_pressure", "max_hold_pressure",
+                 "hold_pressure_std", "target_pressure", "overshoot", "ramp_rate_achieved",
+                 "settling_time", "ram_travel", "duration", "fraction_in_band", "hold_duration"):
+        assert getattr(cert, name) == pytest.approx(getattr(live, name), rel=1e-9, abs=1e-12), name
+    # The tolerance band is the one the press used, not a guess.
+    assert results[0].segments[1].tolerance_pa == TOL_PA

@@ -197,13 +197,31 @@ class _ColumnCollector:
         return columns
 
 
+#: Record-type key -> the topic suffix of the device that publishes it in a press_cell cell; a
+#: bag of a whole cell has e.g. a DeviceStatus topic per node, and the press's is the one meant.
+_PREFERRED_SUFFIX = {
+    PRESS_STATE: "/press/state", CONTROLLER_TIMING: "/press/timing",
+    DEVICE_STATUS: "/press/status", FLUID_PRESSURE: "/press/pressure",
+    WRENCH_STAMPED: "/press/wrench", PRESS_TRACE: "/press/trace",
+    IMPEDANCE_SAMPLE: "/impedance/monitor",
+}
+
+
 def _choose(bag: Bag, msgtype: str, namespace: str | None, problems: list[str]) -> str | None:
-    """Pick the topic of ``msgtype`` (under ``namespace`` when given); note ambiguity."""
+    """Pick the topic of ``msgtype`` (under ``namespace`` when given); note ambiguity.
+
+    Among several, the press_cell device's topic (``_PREFERRED_SUFFIX``) is taken silently
+    when there is exactly one.
+    """
     names = [t for t in bag.topics_of_type(msgtype) if namespace is None or t.startswith(namespace)]
     if not names:
         return None
     if msgtype not in bag.typestore.fielddefs:
         return None  # bag.problems already says that the type cannot be decoded
+    suffix = _PREFERRED_SUFFIX.get(msgtype)
+    preferred = [t for t in names if suffix is not None and t.endswith(suffix)]
+    if len(preferred) == 1:
+        return preferred[0]
     if len(names) > 1:
         problems.append(f"several {msgtype} topics {names}; analysed {names[0]} "
                         "(pass namespace= to choose)")
