@@ -74,6 +74,12 @@ def test_recorders_stopped_and_killed_leave_readable_bags(start_process, tmp_pat
             assert "/elsewhere/press/state" not in bag.topics
             if name.endswith("int"):
                 assert not bag.recovered and bag.problems == [], bag.problems
+                if storage == "mcap":   # the Foxglove path: decodes from the embedded schemas
+                    from mcap_ros2.reader import read_ros2_messages
+
+                    decoded = [m.ros_msg.pressure for m in read_ros2_messages(
+                        str(bag.storage_files[0]), topics=[f"{NS}/press/state"])]
+                    assert len(decoded) == state.message_count
                 assert state.message_count >= 40
                 # The talker offers reliable: the bag keeps what it offered.
                 assert state.qos[0].reliability.name == "RELIABLE"

@@ -138,3 +138,18 @@ def test_unknown_topic_or_missing_bag_is_one_line_exit_2(bag, tmp_path, capsys):
     assert "no such bag" in capsys.readouterr().err
     assert cli_main(["replay", str(bag), "--rate", "0"]) == 2
     assert "rate must be > 0" in capsys.readouterr().err
+
+
+def test_message_classes_are_found_by_type_name():
+    from sensor_msgs.msg import FluidPressure
+
+    from press_cell.action import PressCycle
+    from press_cell.nodes.message_types import UnknownMessageType, message_class
+
+    assert message_class("sensor_msgs/msg/FluidPressure") is FluidPressure
+    assert message_class("press_cell/action/PressCycle_FeedbackMessage") is \
+        PressCycle.Impl.FeedbackMessage
+    assert message_class("press_cell/action/PressCycle_Goal") is PressCycle.Goal
+    for bad in ("sensor_msgs/msg/NoSuchType", "no_such_pkg/msg/X", "FluidPressure"):
+        with pytest.raises(UnknownMessageType):
+            message_class(bad)

@@ -156,8 +156,9 @@ class BagWriterThread:
             except Exception as exc:  # noqa: BLE001 - a storage error must not end recording
                 self._errors += 1
                 if self._errors <= 3 or self._errors % 1000 == 0:
-                    _LOG.error("recorder: %s failed (%d errors so far): %s", item[0],
-                               self._errors, exc)
+                    _LOG.error("recorder: %s %s failed (%d errors so far): %s: %s", item[0],
+                               item[1] if len(item) > 1 else "", self._errors,
+                               type(exc).__name__, exc, exc_info=self._errors == 1)
 
     def _handle(self, item: tuple) -> bool:
         """Carry out one request; return True when the thread should end."""
@@ -172,9 +173,9 @@ class BagWriterThread:
         elif kind == "topic":
             _, topic, msgtype, offered = item
             if topic not in self._topics:
-                self._topics[topic] = (msgtype, offered)
                 if writer is not None:
                     writer.add_topic(topic, msgtype, offered)
+                self._topics[topic] = (msgtype, offered)
         elif kind == "info":
             self._info = item[1]
             if writer is not None:
@@ -371,10 +372,10 @@ class RecorderNode(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("queue_depth"),
                          reliability=ReliabilityPolicy(values["reliability"]),
                          durability=DurabilityPolicy(values["durability"]))
-        if msgtype not in press_cell_typestore().fielddefs:
+        if not _has_definition(msgtype):
             self._refused.add(topic)
-            self.get_logger().warning(f"not recording {topic}: {msgtype} has no definition "
-                                      "to store in the bag")
+            self.get_logger().warning(f"not recording {topic}: no {msgtype} definition can be "
+                                      "embedded in the bag")
             return
         if topic not in self._recorded:
             self._bag_thread.add_topic(topic, msgtype, offered)
@@ -454,6 +455,22 @@ class RecorderNode(Node):
             for kv in status.values:
                 if kv.key == "calibration_id":
                     self._set_info(calibration_id=kv.value)
+
+
+def _has_definition(msgtype: str) -> bool:
+    """Return whether the bag can embed ``msgtype``'s definition (the typestore knows it).
+
+    rosbags generates definitions for ``pkg/msg/`` types only: action feedback topics
+    (``pkg/action/X_FeedbackMessage``) cannot be stored self-describing and are not recorded.
+    """
+    store = press_cell_typestore()
+    if msgtype not in store.fielddefs:
+        return False
+    try:
+        store.generate_msgdef(msgtype, ros_version=2)
+    except (AssertionError, KeyError, ValueError):
+        return False
+    return True
 
 
 def _seconds(duration) -> float:
