@@ -137,7 +137,8 @@ def test_sim_fault_is_refused_on_a_real_arm(rclpy_context):
 
 
 def test_deactivate_mid_placement_ends_the_goal_and_leaves_the_arm_safe(rclpy_context, spin):
-    # a placement that never enters the press zone: pellet tray -> inspection spot
+    # a placement that never enters the press zone: anode rack (beside the park pose) ->
+    # inspection spot, a long transfer
     node = spin(arm(rclpy_context, time_scale=10.0, travel_speed=0.03, autostart=True))
     client_node = spin(rclpy.create_node("lc_client", context=rclpy_context))
     client = ActionClient(client_node, PlaceComponent, "/lc/place_component")
@@ -146,8 +147,8 @@ def test_deactivate_mid_placement_ends_the_goal_and_leaves_the_arm_safe(rclpy_co
                                     qos.LATCHED)
     wait_for(client.server_is_ready, 10.0, "place_component")
     feedback = []
-    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET,
-                               component_id="p", source_slot="pellet_tray/0",
+    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ANODE_ON_ROD,
+                               component_id="a", source_slot="anode_rack/0",
                                target_station="inspection")
     handle = wait_future(client.send_goal_async(
         goal, feedback_callback=lambda m: feedback.append(m.feedback)), 10.0, "goal response")
@@ -178,8 +179,8 @@ def test_arm_without_a_press_is_refused_entry_to_the_press_zone(rclpy_context, s
     client = ActionClient(client_node, PlaceComponent, "/nopress/place_component")
     wait_for(client.server_is_ready, 10.0, "place_component")
     feedback = []
-    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET,
-                               component_id="p", source_slot="pellet_tray/0",
+    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ANODE_ON_ROD,
+                               component_id="a", source_slot="anode_rack/0",
                                target_station="press_die")
     handle = wait_future(client.send_goal_async(
         goal, feedback_callback=lambda m: feedback.append(m.feedback)), 10.0, "goal response")

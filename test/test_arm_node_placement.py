@@ -325,7 +325,7 @@ def test_press_goal_refused_while_arm_holds_lease_and_lease_expires_after_arm_cr
     refused = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
     assert not refused.accepted, "the press accepted a cycle with the arm in the zone"
     # a lease renewed by a live arm outlasts its duration
-    time.sleep(1.5 * LEASE_S)
+    time.sleep(1.2 * LEASE_S)
     assert client.press_states[-1].zone_leased, "the live arm's lease was not renewed"
 
     stop(sim.arm_proc, sig_kill=True)          # crash: no release is ever sent

@@ -673,16 +673,18 @@ class ArmNode(LifecycleNode):
 
     def _on_estop(self, msg: Empty) -> None:
         """Stop the arm now, keep the gripper as it is, abort any goal; latch until reset."""
+        if self._arm is None:
+            self.get_logger().warning("e-stop received while unconfigured: no arm to stop")
+            return
         self.get_logger().error("e-stop received: arm stopped, goals aborted")
-        if self._arm is not None:
-            self._stop_reason = (PlaceComponent.Result.MOTION_FAILED,
-                                 "emergency stop: motion stopped, gripper state kept")
-            if self._sequence is not None:   # first, so the stopped move reads as canceled
-                self._sequence.cancel()
-            try:
-                self._arm.latch()
-            except ArmError as exc:
-                self.get_logger().error(f"stop after e-stop failed: {exc}")
+        self._stop_reason = (PlaceComponent.Result.MOTION_FAILED,
+                             "emergency stop: motion stopped, gripper state kept")
+        if self._sequence is not None:   # first, so the stopped move reads as canceled
+            self._sequence.cancel()
+        try:
+            self._arm.latch()
+        except ArmError as exc:
+            self.get_logger().error(f"stop after e-stop failed: {exc}")
         self._publish_status(DeviceStatus.STATE_ESTOP, "emergency stop latched; "
                              "~/reset_fault to resume", force=True)
 
