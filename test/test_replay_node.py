@@ -123,7 +123,7 @@ def test_replay_at_10x_reproduces_counts_order_and_clock(bag, start_process, tmp
 @pytest.mark.timeout(60)
 def test_loop_stops_cleanly_on_ctrl_c(bag):
     player = replay(bag, "--loop", "--rate", "5")
-    time.sleep(2.0)
+    time.sleep(1.0)
     player.send_signal(signal.SIGINT)
     _, err = player.communicate(timeout=20)
     assert player.returncode == 0, err
