@@ -20,9 +20,10 @@ from std_msgs.msg import Bool
 from support.arm_harness import wait_for, wait_future
 
 from press_cell.action import PlaceComponent
+from press_cell.hardware.arm_sim import SimulatedArm
 from press_cell.msg import DeviceStatus
 from press_cell.nodes import qos
-from press_cell.nodes.arm_node import ArmNode
+from press_cell.nodes.arm_node import ArmNode, ScaledClock
 from press_cell.recipes.stations import load_layout
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
@@ -190,3 +191,23 @@ def test_arm_without_a_press_is_refused_entry_to_the_press_zone(rclpy_context, s
     assert result.error_code == PlaceComponent.Result.ZONE_DENIED
     assert "not available" in result.error_msg and "put back" in result.error_msg
     assert not any(f.in_press_zone for f in feedback), "the arm entered the zone"
+
+
+def test_prebuilt_sim_arm_hook_shows_the_part_where_the_goal_put_it(rclpy_context, spin):
+    sim = SimulatedArm(ScaledClock(40.0), lockstep=False, home_pose=LAYOUT.park_pose)
+    sim.add_part("anode-7", LAYOUT.resolve_slot("anode_rack/2")[2].position_m)
+    spin(ArmNode(namespace="/hook", context=rclpy_context, sim_arm=sim,
+                 parameter_overrides=[Parameter("autostart", value=True),
+                                      Parameter("time_scale", value=40.0)]))
+    client_node = spin(rclpy.create_node("hook_client", context=rclpy_context))
+    client = ActionClient(client_node, PlaceComponent, "/hook/place_component")
+    wait_for(client.server_is_ready, 10.0, "place_component")
+    goal = PlaceComponent.Goal(kind=PlaceComponent.Goal.KIND_ANODE_ON_ROD,
+                               component_id="anode-7", source_slot="anode_rack/2",
+                               target_station="inspection")
+    handle = wait_future(client.send_goal_async(goal), 10.0, "goal response")
+    response = wait_future(handle.get_result_async(), 20.0, "result")
+    assert response.status == GoalStatus.STATUS_SUCCEEDED, response.result.error_msg
+    target = LAYOUT.resolve_slot("inspection")[2].position_m
+    assert math.dist(sim.part_positions()["anode-7"], target) < 1e-3
+    assert sim.held_part is None and not sim.gripper_closed

@@ -23,9 +23,13 @@ Interfaces (names relative to the node ``~`` or to the cell namespace):
   (renewed), so the press stays locked out.
 
 Lifecycle: configure = load the layout, build the driver chosen by ``hardware`` (``sim`` or
-``dobot``), connect and self-check (FAILURE with a logged reason); activate = action server and
-telemetry; deactivate = cancel a running placement (the arm retreats with the part held, the
-gripper never opens away from a station), stop; cleanup = release the lease, disconnect.
+``dobot``), connect and self-check (FAILURE with a logged reason); activate = serve goals,
+start telemetry; deactivate = cancel a running placement (the arm retreats with the part held,
+the gripper never opens away from a station; the goal ends NOT_ACTIVE), stop telemetry;
+cleanup = release the lease, disconnect; shutdown (also SIGINT/SIGTERM in ``main``) = all of
+it, while ROS still runs. The action server itself exists from the first activate to cleanup,
+so a goal aborted by deactivate still delivers its result; while inactive it rejects goals.
+``/diagnostics`` is published at 1 Hz and whenever the lease changes.
 
 Simulation (``hardware: sim``): the kinematic ``SimulatedArm`` runs on a clock
 ``time_scale`` times faster than wall time; ``sim_filled_slots`` chooses which tray/rack
@@ -210,6 +214,11 @@ class ArmNode(LifecycleNode):
 
     def __init__(self, *, namespace: str = "", context=None, parameter_overrides=None,
                  sim_arm: SimulatedArm | None = None) -> None:
+        """Declare parameters and the always-on interfaces; autostart if asked.
+
+        ``sim_arm`` (sim hook): use this prebuilt ``SimulatedArm`` (its clock, its parts)
+        instead of building one; ``time_scale`` and ``sim_filled_slots`` are then ignored.
+        """
         super().__init__("arm", namespace=namespace, context=context,
                          parameter_overrides=parameter_overrides or [])
         self._declare_parameters()
