@@ -269,6 +269,7 @@ def test_stop_makes_the_press_safe(cells):
     out = handle.wait(5)
     assert (out.status, out.error_code) == ("ABORTED", "NOT_ACTIVE")
     assert cell.sim.plant.true_force_n < 0.01 * 25 * MPA * cell.area
+    assert cell.sim.read().vented                  # left with the dump valve open
 
 
 @pytest.mark.timeout(30)

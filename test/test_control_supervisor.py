@@ -93,12 +93,23 @@ def test_non_finite_force_is_a_sensor_fault(bad):
     assert fault.kind is FaultKind.SENSOR_FAULT and fault.release is ReleaseMode.VENT
 
 
-def test_identical_readings_under_load_are_a_stuck_sensor():
-    sup = make()
-    fault = None
-    for i in range(500):
-        fault = fault or sup.check(sample(i * DT, 12345.0))
+def first_fault(sup, count, **kw):
+    for i in range(count):
+        fault = sup.check(sample(i * DT, 12345.0, **kw))
+        if fault is not None:
+            return i * DT, fault
+    return None, None
+
+
+def test_identical_readings_while_moving_are_a_stuck_sensor_within_a_tenth_of_a_second():
+    t, fault = first_fault(make(), 500, demand=0.5)
     assert fault.kind is FaultKind.SENSOR_FAULT and "stuck" in fault.message
+    assert t <= 0.12
+
+
+def test_identical_readings_in_a_quiet_hold_are_stuck_only_after_the_hold_window():
+    t, fault = first_fault(make(), 4000, demand=0.0)
+    assert fault.kind is FaultKind.SENSOR_FAULT and 2.0 <= t <= 2.1
 
 
 def test_identical_readings_at_rest_are_fine():

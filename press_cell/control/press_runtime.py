@@ -342,6 +342,7 @@ class PressRuntime:
         self._vent_since_s = math.nan
         self._last = None
         self._handled_fault = None
+        self._stopped = False
         self._supervisor_input = SupervisorInput(
             now_s=math.nan, force_n=math.nan, pressure_pa=math.nan, sample_stamp_s=math.nan,
             comms_error="", device_fault="", relief_open=False, demand=0.0, active=False,
@@ -376,6 +377,7 @@ class PressRuntime:
             self.supervisor = SafetySupervisor(self._limits, self.rate_hz)
             self.supervisor.zone_leased = self._zone_leased
             _warm_up()
+            self._stopped = False
             self._runner.start()
             self._started = True
 
@@ -568,6 +570,8 @@ class PressRuntime:
         """Run one control cycle: commands, read, supervise, control, write, publish."""
         for kind, arg in commands:
             self._handle_command(kind, arg, now_s)
+        if self._stopped:
+            return False        # shut down: the press is vented and left alone
         comms_error = ""
         reading = None
         try:
@@ -602,7 +606,7 @@ class PressRuntime:
         inp.relief_open = reading.relief_open if reading is not None else False
         inp.demand = self._demand
         inp.active = cycle is not None and cycle.mode == "run"
-        inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint)
+        inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint, pressure)
         inp.in_hold = point is not None and point.phase is Phase.HOLD and cycle.mode == "run"
         inp.pressurised = (math.isfinite(pressure) and pressure > self._released_pa()) or \
             (cycle is not None and cycle.mode != "vent")
@@ -628,17 +632,22 @@ class PressRuntime:
         self._publish(now_s, force, pressure, setpoint, demand, point)
         return self._cycle is not None or self._phase is Phase.VENTING
 
-    def _tracking_reference(self, cycle, now_s: float, setpoint: float) -> float:
+    def _tracking_reference(self, cycle, now_s: float, setpoint: float,
+                            pressure: float) -> float:
         """Return what the pressure should be now, for the tracking check, Pa.
 
         Valve mode: the controller's reference (the setpoint through the valve lag).
-        Supervisory mode: the profile ``supervisory_lag_s`` ago (the press's own loop lags).
+        Supervisory mode: the press's own loop may lag by up to ``supervisory_lag_s``, so any
+        pressure between the profile now and the profile that long ago is on track; return
+        the point of that window nearest to the measured pressure.
         """
         if cycle is None or cycle.mode != "run":
             return setpoint
         if self._controller is not None:
             return self._controller.reference_pa
-        return cycle.profile.sample(now_s - cycle.t0_s - self.supervisory_lag_s).setpoint_pa
+        before = cycle.profile.sample(now_s - cycle.t0_s - self.supervisory_lag_s).setpoint_pa
+        low, high = min(setpoint, before), max(setpoint, before)
+        return min(high, max(low, pressure)) if math.isfinite(pressure) else setpoint
 
     def _write_valve(self, demand: float) -> None:
         self._demand = demand
@@ -772,8 +781,10 @@ class PressRuntime:
                 self._vent(now_s)
                 self._shutdown_reply = arg
             else:
-                if self.mode is PressMode.VALVE:
-                    self._write_valve(0.0)
+                # Leave the press with its dump valve open: nothing can pressurise it while
+                # no loop watches it (harmless when it is already unloaded).
+                self._send_vent(now_s)
+                self._stopped = True
                 arg.set(True)
 
     def _reset(self, reply: _Reply, reading) -> None:
@@ -965,6 +976,7 @@ class PressRuntime:
         reply = self._shutdown_reply
         if reply is not None:
             self._shutdown_reply = None
+            self._stopped = True
             reply.set(True)
         _LOG.info("cycle %s ended: %s %s", cycle.handle.part_id, status, message)
 

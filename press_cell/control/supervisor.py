@@ -6,10 +6,11 @@ Checks (DESIGN.md section 5), in the order they are evaluated each cycle:
 * comms watchdog: the driver raised ``PressConnectionError`` or the sample stamp has not moved
   for ``watchdog_s`` (``DISCONNECTED``);
 * sensor plausibility (``SENSOR_FAULT``): NaN/inf force; a reading that does not change at all
-  for ``stuck_time_s`` while the press is loaded or the valve demands motion (a live 24-bit
-  indicator always shows noise); a jump between consecutive samples larger than
-  ``jump_fraction_fs`` of full scale; a noise level (rms of the second difference of the
-  samples, EWMA over ``noise_time_s``) above ``noise_limit_fraction_fs`` of full scale;
+  for ``stuck_time_s`` while the valve demands motion, or ``stuck_hold_time_s`` while the press
+  merely holds a load (a live 24-bit indicator always shows noise); a jump between
+  consecutive samples larger than ``jump_fraction_fs`` of full scale; a noise level (rms of
+  the second difference of the samples, EWMA over ``noise_time_s``) above
+  ``noise_limit_fraction_fs`` of full scale;
 * ``OVERPRESSURE``: measured pressure above the limit = min(press capacity, die rating, recipe
   limit) / area, or measured force above min(press capacity, die rating);
 * ``RATE_LIMIT``: rate of rise (over ``rate_window_s``) above ``max_rate_pa_s`` for
@@ -108,7 +109,10 @@ class SafetyLimits:
     force_full_scale_n: float = math.nan    # load-cell full scale, N; NaN -> press capacity
     watchdog_s: float = 0.05                # no fresh sample for this long -> DISCONNECTED, s
     stuck_time_s: float = 0.1               # identical readings while demanding motion, s [est]
-    stuck_demand: float = 0.05              # |demand| above which the reading must move, 1 [est]
+    stuck_hold_time_s: float = 2.0          # identical readings under load at rest, s [est: a
+    #                                         serial indicator with 1 N counts can sit still for
+    #                                         a while in a quiet hold; a live one never does]
+    stuck_demand: float = 0.01              # |demand| above which the reading must move, 1 [est]
     jump_fraction_fs: float = 0.05          # implausible sample-to-sample change / FS, 1 [est]
     noise_limit_fraction_fs: float = 2e-3   # rms noise limit / FS (10x a 0.1 % class cell) [est]
     noise_time_s: float = 0.05              # EWMA time constant of the noise estimate, s [est]
@@ -122,8 +126,8 @@ class SafetyLimits:
     def __post_init__(self) -> None:
         """Validate limits and fill the load-cell full scale."""
         for name in ("press_capacity_n", "max_rate_pa_s", "rate_window_s", "rate_debounce_s",
-                     "watchdog_s",
-                     "stuck_time_s", "tracking_time_s", "leak_time_s", "noise_time_s"):
+                     "watchdog_s", "stuck_time_s", "stuck_hold_time_s", "tracking_time_s",
+                     "leak_time_s", "noise_time_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise LimitsError(f"{name}={value!r} must be a finite number > 0")
@@ -291,9 +295,11 @@ class SafetySupervisor:
             self._last_change_s = s.now_s
             return None
         diff = force - prev
-        if diff != 0.0 or not (abs(s.demand) >= lim.stuck_demand or s.pressurised):
+        moving = abs(s.demand) >= lim.stuck_demand
+        if diff != 0.0 or not (moving or s.pressurised):
             self._last_change_s = s.now_s
-        elif s.now_s - self._last_change_s > lim.stuck_time_s:
+        elif s.now_s - self._last_change_s > (lim.stuck_time_s if moving
+                                              else lim.stuck_hold_time_s):
             return self.trip(FaultKind.SENSOR_FAULT,
                              f"load cell stuck at {force:.1f} N for "
                              f"{1e3 * (s.now_s - self._last_change_s):.0f} ms while the press "
