@@ -116,5 +116,9 @@ def test_a_bag_per_cell_with_its_metadata(cell):
     with open_bag(out / "cell-B") as bag:
         assert bag.info.cell_id == "cell-B" and bag.info.recipe_hash == ""
         assert bag.topics[state_topic].message_count == 4
-        # Both announcements of cell-B are in its bag; the latched status stays recorded.
-        assert bag.topics[f"{NS}/coordinator/status"].message_count == 2
+        # Latched status carried over from cell-A ("cell-A: PASS"), then both announcements.
+        status_topic = f"{NS}/coordinator/status"
+        assert bag.topics[status_topic].message_count == 3
+        texts = [bag.deserialize(status_topic, d).message
+                 for _, _, d in bag.messages([status_topic])]
+        assert texts == ["cell-A: PASS"] + ["assembling cell-B (li_symmetric)"] * 2

@@ -58,6 +58,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rosbags.interfaces import QosDurability
 
 from press_cell import __version__
 from press_cell.analysis.bag_types import press_cell_typestore
@@ -93,7 +94,10 @@ class BagWriterThread:
 
     ``make_writer(name)`` returns an unopened ``BagWriter`` for bag ``name``; ``on_open(path)``
     is called (on the writer thread) after each bag is opened. Topics added once are added to
-    every later bag. Errors of the storage (disk full, ...) are logged, not raised.
+    every later bag, and the last message of each latched topic (every publisher offered
+    transient local) is written again at the start of the next bag, stamped with its opening
+    time: what a recorder started then would have received, so each cell's bag knows every
+    device's status. Errors of the storage (disk full, ...) are logged, not raised.
     """
 
     def __init__(self, make_writer: Callable[[str], BagWriter], idle_flush_s: float,
@@ -106,6 +110,7 @@ class BagWriterThread:
         self._thread = threading.Thread(target=self._run, name="bag-writer", daemon=True)
         self._writer: BagWriter | None = None
         self._topics: dict[str, tuple[str, list]] = {}
+        self._latched: dict[str, bytes] = {}   # latched topic -> its last message
         self._info: RecordingInfo | None = None
         self.bags: list[Path] = []
         self.written = 0
@@ -122,9 +127,13 @@ class BagWriterThread:
         self._thread.start()
         self.open(first_bag)
 
-    def open(self, name: str) -> None:
-        """Close the current bag and continue in a new one named ``name``."""
-        self._queue.put(("open", name))
+    def open(self, name: str, stamp_ns: int | None = None) -> None:
+        """Close the current bag and continue in a new one named ``name``.
+
+        ``stamp_ns`` (ns since the epoch, default now) stamps the latched messages repeated at
+        its start.
+        """
+        self._queue.put(("open", name, time.time_ns() if stamp_ns is None else stamp_ns))
 
     def add_topic(self, topic: str, msgtype: str, offered: list) -> None:
         """Register a topic (in this bag and every later one)."""
@@ -167,6 +176,8 @@ class BagWriterThread:
             if writer is not None and item[1] in self._topics:
                 writer.write_raw(item[1], item[2], item[3])
                 self.written += 1
+                if item[1] in self._latched:
+                    self._latched[item[1]] = item[3]
         elif kind == "flush":
             if writer is not None:
                 writer.flush_if_due()
@@ -176,6 +187,9 @@ class BagWriterThread:
                 if writer is not None:
                     writer.add_topic(topic, msgtype, offered)
                 self._topics[topic] = (msgtype, offered)
+                if offered and all(q.durability == QosDurability.TRANSIENT_LOCAL
+                                   for q in offered):
+                    self._latched[topic] = b""
         elif kind == "info":
             self._info = item[1]
             if writer is not None:
@@ -187,6 +201,9 @@ class BagWriterThread:
             new.open()
             for topic, (msgtype, offered) in self._topics.items():
                 new.add_topic(topic, msgtype, offered)
+            for topic, data in self._latched.items():
+                if data:
+                    new.write_raw(topic, item[2], data)
             self._writer = new
             if writer is not None:
                 writer.close()
@@ -391,12 +408,11 @@ class RecorderNode(Node):
     # ------------------------------------------------------------------ messages
     def _on_message(self, topic: str, data: bytes, decoder) -> None:
         """Write one received message (raw CDR) into the current bag."""
-        stamp_ns = self.get_clock().now().nanoseconds
         if self._closed:
             return
         if decoder is not None:
             decoder(data)  # may start a new bag before this message is written
-        self._bag_thread.write(topic, stamp_ns, data)
+        self._bag_thread.write(topic, self.get_clock().now().nanoseconds, data)
 
     def _metadata_decoder(self, msgtype: str):
         """Return the callback that reads bag metadata from messages of ``msgtype``, if any."""
@@ -428,7 +444,9 @@ class RecorderNode(Node):
         self._info = dataclasses.replace(self._info, cell_id=cell_id, recipe_name=recipe,
                                          recipe_hash="")
         if self._param("split_per_cell"):
-            self._bag_thread.open(cell_id)   # the previous bag keeps its own cell id
+            # The previous bag keeps its own cell id; the latched messages repeated in the new
+            # one are stamped before this announcement, which is written after them.
+            self._bag_thread.open(cell_id, self.get_clock().now().nanoseconds)
         self._bag_thread.set_info(self._info)
 
     def _on_cell_record(self, data: bytes) -> None:
