@@ -161,7 +161,11 @@ class Rig:
         raise AssertionError(f"no feedback with phase {phase} within {timeout_s} s")
 
     def wait_idle(self, timeout_s=30.0):
-        """Wait until ~/status says READY."""
+        """Wait until ~/status says READY; a fault an earlier test left latched is reset."""
+        status = self.client.status
+        if status is not None and status.state in (DeviceStatus.STATE_FAULT,
+                                                   DeviceStatus.STATE_ESTOP):
+            self.client.reset_fault()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = self.client.status
@@ -454,3 +458,37 @@ def test_hold_end_criterion_ends_the_hold_from_impedance_monitor(rig):
     assert status == "succeeded", result.error_msg
     assert "hold ended by criterion" in result.error_msg
     assert 0.5 <= result.certificate.hold_duration < 0.5 * max_hold_s
+
+
+@pytest.mark.timeout(90)
+def test_unplugged_link_reports_disconnected_and_recovers_without_stale_setpoint(rig):
+    """Unplug mid-hold: DISCONNECTED, the press vents itself; reset reconnects, press idle."""
+    if rig.emulator is None:
+        pytest.skip("cable faults are injected by the serial press emulator")
+    rig.wait_idle()
+    feedbacks = deque()
+    handle = rig.client.send_goal(_hold_goal(rig, "unplug-1"), feedback_callback=lambda m:
+                                  feedbacks.append(m.feedback))
+    rig.wait_phase(feedbacks, PressState.PHASE_HOLD)
+    rig.emulator.stdin.write("fault unplug\n")
+    rig.emulator.stdin.flush()
+    status, result = rig.client.wait_result(handle, 30.0)
+    assert status == "aborted" and result.error_code == PressCycle.Result.DISCONNECTED
+    deadline = time.monotonic() + 5.0
+    while rig.client.status.state != DeviceStatus.STATE_DISCONNECTED and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rig.client.status.state == DeviceStatus.STATE_DISCONNECTED
+    refused = rig.client.reset_fault()          # still unplugged: reconnect fails, says why
+    assert not refused.success
+    rig.emulator.stdin.write("fault plug\n")
+    rig.emulator.stdin.flush()
+    recovered = rig.client.reset_fault(timeout_s=30.0)
+    assert recovered.success and "link recovered" in recovered.message, recovered.message
+    rig.wait_idle()
+    # No stale setpoint: the press sits unloaded and idle after the recovery.
+    time.sleep(0.3)
+    recent = list(rig.states)[-20:]
+    assert all(s.phase == PressState.PHASE_IDLE and abs(s.pressure) < 1e6 for s in recent)
+    status, result = rig.run(profile_goal(5e6, 0.5, 10e6, part_id="after-unplug"))
+    assert status == "succeeded", result.error_msg

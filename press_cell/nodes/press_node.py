@@ -71,7 +71,7 @@ from press_cell.control.hold_end import HoldEndError
 from press_cell.control.press_runtime import CycleRefused, PressRuntime
 from press_cell.control.profile import Phase
 from press_cell.control.supervisor import ERROR_CODES, SafetyLimits
-from press_cell.hardware.press_driver import PressError, PressMode
+from press_cell.hardware.press_driver import PressDeviceFault, PressError, PressMode
 from press_cell.msg import ControllerTiming, DeviceStatus, ImpedanceSample, PressState, PressTrace
 from press_cell.nodes import diagnostics as diag
 from press_cell.nodes.press_goal import GoalLimits, GoalRejected, resolve_goal
@@ -735,18 +735,50 @@ class PressNode(LifecycleNode):
             return response
         snap = runtime.snapshot()
         name = CODE_NAMES.get(int(snap.fault_code), "")
+        note = ""
         try:
+            if name == "DISCONNECTED" or not self._hw.driver.is_connected:
+                if self._cycle is not None:
+                    raise PressError("the aborted cycle is still being released; retry")
+                note = self._reconnect(runtime) + "; "
             cleared = runtime.reset_fault()
         except (PressError, TimeoutError) as exc:
             response.success, response.message = False, str(exc)
+            self._publish_status(force=True)
             return response
         response.success = True
         response.cleared_fault = f"{name}: {snap.fault_message}" if cleared else ""
-        response.message = "fault cleared; press idle, no setpoint applied" if cleared \
-            else "no fault was latched"
+        response.message = note + ("fault cleared; press idle, no setpoint applied" if cleared
+                                   else "no fault was latched")
         self._status_note = ""
         self._publish_status(force=True)
         return response
+
+    def _reconnect(self, runtime) -> str:
+        """Recover a lost link: stop the loop, reconnect with backoff, self-check, restart.
+
+        A device fault latched by the press's own comms watchdog (it vented itself when the
+        link went quiet) is cleared after the reconnect, since the reset was asked for. The loop
+        restarts idle with a fresh supervisor: no setpoint from before the loss is re-applied.
+        """
+        driver = self._hw.driver
+        runtime.stop(timeout_s=5.0)
+        if hasattr(driver, "reconnect"):
+            driver.reconnect()
+        else:
+            driver.connect()
+        try:
+            driver.self_check()
+        except PressDeviceFault:
+            if not hasattr(driver, "reset_fault"):
+                raise
+            driver.reset_fault()
+            driver.self_check()
+        runtime.start()
+        self._wait_first_sample()
+        self.get_logger().warning("press link recovered: reconnected, self-checked, loop "
+                                  "restarted idle")
+        return "link recovered (reconnected, self-checked, loop restarted idle)"
 
     def _tare(self, samples: int) -> tuple:
         """Tare through the loop; return (success, message, offset_n)."""
