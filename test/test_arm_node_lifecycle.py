@@ -21,6 +21,7 @@ from support.arm_harness import wait_for, wait_future
 
 from press_cell.action import PlaceComponent
 from press_cell.hardware.arm_sim import SimulatedArm
+from press_cell.hardware.dobot_emulator import DobotEmulator
 from press_cell.msg import DeviceStatus
 from press_cell.nodes import qos
 from press_cell.nodes.arm_node import ArmNode, ScaledClock
@@ -211,3 +212,21 @@ def test_prebuilt_sim_arm_hook_shows_the_part_where_the_goal_put_it(rclpy_contex
     target = LAYOUT.resolve_slot("inspection")[2].position_m
     assert math.dist(sim.part_positions()["anode-7"], target) < 1e-3
     assert sim.held_part is None and not sim.gripper_closed
+
+
+def test_dobot_on_its_emulator_configures_cleans_up_and_configures_again(rclpy_context):
+    with DobotEmulator(time_scale=10.0) as emulator:
+        node = arm(rclpy_context, namespace="/dobot_lc", hardware="dobot",
+                   serial_port=emulator.port)
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            frames = emulator.frames_received
+            assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+            assert emulator.frames_received > frames, "cleanup must stop the arm over the wire"
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, \
+                "the port must be free again after cleanup"
+        finally:
+            node.make_safe()
+            node.destroy_node()
