@@ -123,7 +123,13 @@ def test_replay_at_10x_reproduces_counts_order_and_clock(bag, start_process, tmp
 @pytest.mark.timeout(60)
 def test_loop_stops_cleanly_on_ctrl_c(bag):
     player = replay(bag, "--loop", "--rate", "5")
-    time.sleep(1.0)
+    # Read until playback starts (the test timeout bounds the wait).
+    line = ""
+    while "playing" not in line:
+        line = player.stderr.readline()
+        assert line, "replay ended before playing"
+    assert "in a loop" in line, line
+    time.sleep(0.5)
     player.send_signal(signal.SIGINT)
     _, err = player.communicate(timeout=20)
     assert player.returncode == 0, err

@@ -63,6 +63,9 @@ def run(args):
                       file=sys.stderr)
         if args.delay > 0.0:
             stop.wait(args.delay)
+        print(f"press-cell replay: playing {len(replayer.topics)} topics of {args.bag} at "
+              f"{args.rate:g}x{' in a loop' if args.loop else ''} (Ctrl-C stops)",
+              file=sys.stderr, flush=True)
         stats = node.play(stop)
     except ValueError as exc:
         print(f"press-cell replay: {exc}", file=sys.stderr)
