@@ -13,6 +13,9 @@ from press_cell import __version__
 
 # Subcommand name -> module under press_cell.commands.
 COMMANDS = {
+    "demo": "demo",
+    "bringup": "bringup",
+    "assemble": "assemble",
     "doctor": "doctor",
     "press": "press",
     "analyze": "analyze",

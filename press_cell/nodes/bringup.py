@@ -159,7 +159,15 @@ class CellBringup:
             pass
 
     def stop(self) -> None:
-        """Deactivate lifecycle nodes (press released first), destroy nodes, stop spinning."""
+        """Stop spinning, shut lifecycle nodes down (press released first), destroy nodes.
+
+        The executor stops before any node tears its entities down: an executor still
+        waiting on an action server that a shutdown transition destroys would fail.
+        """
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=5.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
         for name in reversed(list(self.nodes)):
             node = self.nodes[name]
             shutdown = getattr(node, "trigger_shutdown", None)
@@ -168,10 +176,6 @@ class CellBringup:
                     shutdown()
                 except Exception as exc:  # noqa: BLE001 - keep stopping the others
                     _LOG.error("node %s did not shut down cleanly: %s", name, exc)
-        if self._executor is not None:
-            self._executor.shutdown(timeout_sec=5.0)
         for node in self.nodes.values():
             node.destroy_node()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
         self.nodes = {}
