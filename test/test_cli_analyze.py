@@ -14,6 +14,8 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from press_cell.analysis.bag_types import press_cell_typestore
 from press_cell.analysis.bag_writer import BagWriter, RecordingInfo
@@ -228,3 +230,32 @@ def test_progress_bar_only_on_a_terminal():
         bar.close()
     assert "100.0 %" in tty.getvalue() and "(200/200 messages)" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+@settings(max_examples=60, deadline=None)
+@given(approach_rows=st.integers(0, 40), old_start_kpa=st.integers(0, 500),
+       contact_kpa=st.integers(50, 2000), rate_mpa_s=st.integers(1, 50),
+       clock_offset_s=st.sampled_from([0.0, 1234.5, 1.764e9]), jitter=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_trace_start_is_the_pressure_the_profile_was_laid_out_from(
+        approach_rows, old_start_kpa, contact_kpa, rate_mpa_s, clock_offset_s, jitter, seed):
+    """The press lays the profile out again at contact; the analysis finds that start exactly."""
+    from press_cell.analysis.metrics import trace_start_pressure
+    from press_cell.control.certificate import PressTrace
+
+    rng = np.random.default_rng(seed)
+    segments = list(PressProfile([Segment("ramp", 30 * MPA, rate_mpa_s * MPA),
+                                  Segment("hold", 30 * MPA, 0.0, 0.1, 0.3 * MPA),
+                                  Segment("release", 0.0, 50 * MPA)]).segments)
+    dt = 0.002 * (1.0 + (rng.uniform(-0.3, 0.3, 4000) if jitter else np.zeros(4000)))
+    t = clock_offset_s + np.cumsum(dt)
+    start_pa = contact_kpa * 1e3 + float(rng.uniform(0.0, 1.0))   # a measured pressure
+    plan = PressProfile(segments, start_pressure_pa=start_pa)
+    t_contact = t[approach_rows]
+    sp = np.array([old_start_kpa * 1e3] * approach_rows
+                  + [plan.sample(x - t_contact).setpoint_pa for x in t[approach_rows:]])
+    idx = np.array([0] * approach_rows
+                   + [plan.sample(x - t_contact).segment_index for x in t[approach_rows:]])
+    n = len(t)
+    trace = PressTrace(t, sp, sp, sp, np.zeros(n), np.zeros(n), np.ones(n, dtype=int), idx)
+    assert trace_start_pressure(trace, segments) == start_pa

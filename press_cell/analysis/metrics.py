@@ -292,6 +292,11 @@ def press_state_result(run: Run, cycle: Cycle, *, segments=None,
 #: rounding only; a real disagreement is many orders larger).
 LIVE_MATCH_RELATIVE = 1e-9
 
+#: A setpoint step follows the ramp line when it matches rate * dt this closely (relative):
+#: loose enough for loop times of epoch size (ulp 2.4e-7 s x 10 MPa/s = 2.4 Pa on a 2e4 Pa
+#: step), tight enough that the step onto the contact pressure is not taken for a ramp step.
+_LINE_MATCH = 1e-3
+
 _ID_FIELDS = ("part_id", "step_name", "recipe_name", "recipe_hash", "calibration_id", "material",
               "thickness_start", "thickness_end")
 
@@ -316,8 +321,8 @@ def trace_start_pressure(trace: PressTrace, segments) -> float:
                 continue
             slope = math.copysign(first.rate_pa_s, first.target_pressure_pa - sp[a])
             step1, step2 = slope * (t[b] - t[a]), slope * (t[c] - t[b])
-            if step1 and step2 and abs(sp[b] - sp[a] - step1) <= 1e-6 * abs(step1) and \
-                    abs(sp[c] - sp[b] - step2) <= 1e-6 * abs(step2):
+            if step1 and step2 and abs(sp[b] - sp[a] - step1) <= _LINE_MATCH * abs(step1) and \
+                    abs(sp[c] - sp[b] - step2) <= _LINE_MATCH * abs(step2):
                 return float(sp[a])
     return max(0.0, float(sp[rows[0]]))
 
