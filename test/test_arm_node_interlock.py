@@ -79,8 +79,8 @@ def test_arm_is_refused_entry_while_the_press_node_holds_pressure(cell):
     press = ActionClient(client.node, PressCycle, "press_cycle")
     wait_for(press.server_is_ready, 20.0, "press_cycle server")
     hold = PressCycle.Goal(part_id="hold", die_diameter=0.013, material="Li6PS5Cl", segments=[
-        PressSegment(kind=PressSegment.KIND_RAMP, target_pressure=5e6, rate=5e6),
-        PressSegment(kind=PressSegment.KIND_HOLD, target_pressure=5e6, duration=600.0,
+        PressSegment(kind=PressSegment.KIND_RAMP, target_pressure=3e6, rate=5e6),
+        PressSegment(kind=PressSegment.KIND_HOLD, target_pressure=3e6, duration=600.0,
                      tolerance=1e6),
         PressSegment(kind=PressSegment.KIND_RELEASE, target_pressure=0.0, rate=5e6)])
     cycle = wait_future(press.send_goal_async(hold), 10.0, "press goal response")
@@ -90,11 +90,19 @@ def test_arm_is_refused_entry_while_the_press_node_holds_pressure(cell):
         client.in_zone.clear()
         client.press_states.clear()
         status, result, feedback = client.place(PELLET, "pellet_tray/0", "press_die", "p0")
+        # with the arm's own check relaxed, the press refuses the lease itself
+        assert client.set_arm_params(zone_pressure_threshold=5e6)[0].successful
+        status2, result2, feedback2 = client.place(PELLET, "pellet_tray/0", "press_die", "p0")
         assert not any(s.zone_leased for s in client.press_states), "a lease was granted"
     finally:
+        client.set_arm_params(zone_pressure_threshold=2e5)
         wait_future(cycle.cancel_goal_async(), 10.0, "press cancel")
     assert status == GoalStatus.STATUS_ABORTED
-    assert result.error_code == R.ZONE_DENIED and "MPa" in result.error_msg, result.error_msg
-    assert not any(f.in_press_zone for f in feedback), "the arm entered the zone"
-    assert True not in client.in_zone
+    assert result.error_code == R.ZONE_DENIED
+    assert "above the zone threshold 0.200 MPa" in result.error_msg, result.error_msg
     assert "put back" in result.error_msg, "the part must go back into its slot"
+    assert status2 == GoalStatus.STATUS_ABORTED
+    assert result2.error_code == R.ZONE_DENIED
+    assert "press denied the zone lease" in result2.error_msg, result2.error_msg
+    assert not any(f.in_press_zone for f in feedback + feedback2), "the arm entered the zone"
+    assert True not in client.in_zone

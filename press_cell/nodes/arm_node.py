@@ -343,7 +343,11 @@ class ArmNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list) -> None:
-        """Apply accepted runtime changes (speeds, timeouts, sim faults)."""
+        """Apply accepted runtime changes (speeds, timeouts, lease settings, sim faults).
+
+        Speeds and timeouts apply from the next placement, lease settings from the next
+        press-zone entry.
+        """
         for param in params:
             if param.name == "sim_fault" and param.value and self._sim_arm is not None:
                 kind, _, value = param.value.partition(":")
@@ -356,6 +360,11 @@ class ArmNode(LifecycleNode):
                 self.get_logger().warning(f"simulated fault injected: {param.value}")
         if self._sequence is not None:
             self._configure_sequence_speeds()
+        gate = self._gate
+        if gate is not None:   # takes effect at the next zone entry
+            gate.pressure_threshold_pa = float(self._param("zone_pressure_threshold"))
+            gate.lease_duration_s = float(self._param("lease_duration"))
+            gate.service_timeout_s = float(self._param("lease_service_timeout"))
 
     def _configure_sequence_speeds(self) -> None:
         sequence = self._sequence
