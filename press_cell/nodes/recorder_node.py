@@ -32,7 +32,10 @@ SIGKILL leaves a bag that ``bag_reader.open_bag`` reads up to the last flush.
 Threading: ``BagWriter`` is not thread-safe and its sqlite3 connection must stay on the thread
 that made it, so one writer thread (``BagWriterThread``) owns the writer: it opens, writes,
 flushes, rotates and closes; callbacks only hand it messages through a queue, so a slow disk
-never blocks the executor. The node's callbacks are in one mutually exclusive group.
+never blocks the executor. The node's callbacks are in one mutually exclusive group, so
+standalone (``main``) it spins a SingleThreadedExecutor: a multi-threaded one only adds
+overhead here (bench/bench_recorder.py: 5000 msg/s kept with ~100 us CPU per message, against
+~70 % kept at ~260 us per message with a MultiThreadedExecutor).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -508,10 +511,13 @@ def _bag_qos(profile):
 
 
 def main(args=None) -> int:
-    """Run the recorder until interrupted (SIGINT/SIGTERM close the bag cleanly)."""
+    """Run the recorder until interrupted (SIGINT/SIGTERM close the bag cleanly).
+
+    A SingleThreadedExecutor: every callback is in one exclusive group anyway (module doc).
+    """
     rclpy.init(args=args)
     node = RecorderNode()
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
