@@ -87,6 +87,8 @@ KIND_BY_CODE = {
     PlaceComponent.Goal.KIND_CATHODE: ComponentKind.CATHODE,
     PlaceComponent.Goal.KIND_SPACER: ComponentKind.SPACER,
 }
+STOP_TIMEOUT_S = 60.0      # deactivate / shutdown: longest wait for a placement to end, s
+RESULT_GRACE_S = 0.2       # shutdown: time for the executor to deliver the last result, s
 _SLOT_SYNTAX = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(/[0-9]+)?$")
 _SIM_FAULT_SYNTAX = re.compile(r"^(grasp_failure|drop:[0-9.eE+-]+|stall:[0-9.eE+-]+)$")
 
@@ -230,7 +232,7 @@ class ArmNode(LifecycleNode):
         self._gate: ZoneLeaseClient | None = None
         self._action_server: ActionServer | None = None
         self._active = False
-        self._timers: list = []
+        self._telemetry_timers: list = []
         self._lock = threading.Lock()
         self._telemetry_lock = threading.Lock()
         self._busy = False
@@ -477,7 +479,7 @@ class ArmNode(LifecycleNode):
                 result_timeout=3600)
         self._active = True
         period_s = 1.0 / float(self._param("pose_rate"))
-        self._timers = [
+        self._telemetry_timers = [
             self.create_timer(period_s, self._publish_telemetry,
                               callback_group=self._telemetry_group),
             self.create_timer(1.0, self._publish_diagnostics,
@@ -495,8 +497,7 @@ class ArmNode(LifecycleNode):
         while inactive it rejects goals.
         """
         self._active = False
-        self._stop_running_goal(DeviceStatus.STATE_READY, PlaceComponent.Result.NOT_ACTIVE,
-                                "the arm node was deactivated")
+        self._stop_running_goal(PlaceComponent.Result.NOT_ACTIVE, "the arm node was deactivated")
         if self._arm is not None:
             try:
                 self._arm.stop()
@@ -529,23 +530,27 @@ class ArmNode(LifecycleNode):
 
     def make_safe(self) -> None:
         """Cancel any placement, stop the arm, hand back the lease and disconnect."""
-        self._stop_running_goal(DeviceStatus.STATE_UNCONFIGURED,
-                                PlaceComponent.Result.NOT_ACTIVE, "the arm node shut down")
+        if self._stop_running_goal(PlaceComponent.Result.NOT_ACTIVE, "the arm node shut down"):
+            time.sleep(RESULT_GRACE_S)   # the executor sends the result after execute returns
         self._teardown_active()
         self._disconnect()
 
-    def _stop_running_goal(self, state: int, code: int, message: str) -> None:
-        if self._sequence is not None and not self._idle.is_set():
-            self._stop_reason = (code, message)
-            self._sequence.cancel()
-            if not self._idle.wait(timeout=60.0):
-                self.get_logger().error("the running placement did not end within 60 s")
+    def _stop_running_goal(self, code: int, message: str) -> bool:
+        """Cancel a running placement, wait for it to end; return whether one was running."""
+        if self._sequence is None or self._idle.is_set():
+            return False
+        self._stop_reason = (code, message)
+        self._sequence.cancel()
+        if not self._idle.wait(timeout=STOP_TIMEOUT_S):
+            self.get_logger().error(f"the running placement did not end within "
+                                    f"{STOP_TIMEOUT_S} s")
+        return True
 
     def _teardown_active(self) -> None:
         self._active = False
-        for timer in self._timers:
+        for timer in self._telemetry_timers:
             self.destroy_timer(timer)
-        self._timers = []
+        self._telemetry_timers = []
 
     def _disconnect(self) -> None:
         if self._action_server is not None:
