@@ -56,10 +56,13 @@ def test_executable_and_parameter_files_exist(launch_file, arguments, node):
 
 
 @pytest.fixture(scope="module")
-def declared_parameters():
+def declared_parameters(tmp_path_factory):
     """Return node name -> set of parameters the node class declares."""
     import rclpy
     from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    scratch = {"recorder": [Parameter("output_dir", value=str(tmp_path_factory.mktemp("bags")))]}
 
     context = Context()
     rclpy.init(context=context)
@@ -67,7 +70,8 @@ def declared_parameters():
     try:
         for name, (module_name, class_name) in NODE_CLASSES.items():
             cls = getattr(importlib.import_module(module_name), class_name)
-            node = cls(namespace="/launch_check", context=context)
+            node = cls(namespace="/launch_check", context=context,
+                       parameter_overrides=scratch.get(name, []))
             declared[name] = set(node._parameters)
             node.destroy_node()
     finally:
