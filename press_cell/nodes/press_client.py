@@ -16,6 +16,7 @@ import time
 
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
+from rclpy.qos import QoSProfile
 
 from press_cell.action import PressCycle
 from press_cell.msg import DeviceStatus
@@ -66,7 +67,12 @@ class PressClient:
         self._status_lock = threading.Lock()
         self._status_event = threading.Condition(self._status_lock)
         self.statuses = []
-        node.create_subscription(DeviceStatus, f"{self.prefix}/status", self._on_status, LATCHED)
+        # Latched (reliable, transient local) like the publisher, but a deeper reader queue so
+        # a goal rejection followed at once by a state change is not overwritten unseen.
+        status_qos = QoSProfile(depth=20, reliability=LATCHED.reliability,
+                                durability=LATCHED.durability, history=LATCHED.history)
+        node.create_subscription(DeviceStatus, f"{self.prefix}/status", self._on_status,
+                                 status_qos)
 
     def _on_status(self, msg) -> None:
         with self._status_event:
