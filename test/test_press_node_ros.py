@@ -26,6 +26,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from conftest import REPO, ros_subprocess_env  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
@@ -136,6 +137,9 @@ class Rig:
                                       lambda msg: self.traces.append(msg), RECORD)
         self.monitor = self.node.create_publisher(ImpedanceSample,
                                                   f"{self.ns}/impedance/monitor", TELEMETRY)
+        self.diagnostics = deque(maxlen=50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda msg: self.diagnostics.append(msg), 10)
         self.lifecycle = self.node.create_client(ChangeState, f"{self.ns}/press/change_state")
         self.set_params = self.node.create_client(SetParameters,
                                                   f"{self.ns}/press/set_parameters")
@@ -496,3 +500,22 @@ def test_unplugged_link_reports_disconnected_and_recovers_without_stale_setpoint
     assert all(s.phase == PressState.PHASE_IDLE and abs(s.pressure) < 1e6 for s in recent)
     status, result = rig.run(profile_goal(5e6, 0.5, 10e6, part_id="after-unplug"))
     assert status == "succeeded", result.error_msg
+
+
+@pytest.mark.timeout(30)
+def test_diagnostics_report_connection_limits_overruns_and_calibration_age(rig):
+    """/diagnostics carries this press's link, limits, loop overruns and calibration age."""
+    name = f"{rig.ns}/press: press"
+    deadline = time.monotonic() + 5.0
+    status = None
+    while status is None and time.monotonic() < deadline:
+        for array in list(rig.diagnostics):
+            status = next((s for s in array.status if s.name == name), status)
+        time.sleep(0.05)
+    assert status is not None, "no /diagnostics status from the press"
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["connected"] == "true" and values["hardware"] == rig.backend
+    assert float(values["die_rating_n"]) == pytest.approx(98070.0)
+    assert float(values["loop_rate_hz"]) == rig.rate_hz
+    assert int(values["loop_overruns"]) >= 0
+    assert 0.0 <= float(values["calibration_age_s"]) < 600.0

@@ -219,7 +219,8 @@ class PressNode(LifecycleNode):
                 hw.driver.disconnect()
             return TransitionCallbackReturn.FAILURE
         mode = PressMode.VALVE if PressMode.VALVE in caps.modes else PressMode.SUPERVISORY
-        rate_hz = loop_rate_hz(settings.rate_hz, caps.max_read_rate_hz)
+        rate_hz = loop_rate_hz(settings.rate_hz, caps.max_read_rate_hz,
+                               supervisory=mode is PressMode.SUPERVISORY)
         if rate_hz < settings.rate_hz:
             self.get_logger().warning(
                 f"rate_hz={settings.rate_hz:g} Hz is above what {caps.model} can be polled at; "
