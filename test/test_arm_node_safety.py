@@ -1,4 +1,4 @@
-"""Arm node safety inside the press zone, in-process: shutdown returns the lease, e-stop keeps it.
+"""Arm node safety inside the press zone, in-process: shutdown, e-stop, revoked lease.
 
 One process holds the arm node (with a prebuilt simulated arm whose first move that starts
 inside the press zone stalls, so the arm deterministically stands inside), the press stand-in
@@ -115,3 +115,17 @@ def test_estop_inside_the_zone_keeps_the_lease_so_the_press_stays_locked(cell):
     assert press.current_lease() is not None, "the lease lapsed with the arm inside the zone"
     assert sim.current_pose().position_m == stopped, "the arm moved after the e-stop"
     assert sim.gripper_closed and sim.held_part == "p0"
+
+
+def test_a_lease_the_press_revokes_takes_the_arm_out_of_the_zone(cell):
+    arm, press, _, client, sim = cell
+    result = stand_inside(client, sim)
+    wait_for(lambda: press.current_lease() is not None, 5.0, "the lease")
+    press.node.set_parameters([Parameter("deny_renewals", value=True)])
+    response = wait_future(result, 10.0, "the result")
+    assert response.status == GoalStatus.STATUS_ABORTED
+    assert response.result.error_code == PlaceComponent.Result.ZONE_DENIED
+    assert "renewal" in response.result.error_msg, response.result.error_msg
+    position = response.result.final_pose.position
+    assert not LAYOUT.press_zone.contains((position.x, position.y, position.z))
+    assert sim.held_part == "p0", "the part stays in the cup away from a station"

@@ -1,6 +1,7 @@
 """Test support: a stand-in for the press's side of the zone interlock (no press physics).
 
-Node ``press`` (namespace from ``--ros-args -r __ns:=...``) offering what the arm node needs:
+Node ``press`` in each namespace given as an argument (``zone_lease_press.py /cell1 /cell2``;
+one process serves several cells), offering what the arm node needs:
 
 * ``~/zone_lease`` (ZoneLease): one lease at a time; ACQUIRE is granted only while the
   parameter ``pressure_pa`` is at or below ``zone_threshold_pa``; RENEW extends a held lease;
@@ -15,6 +16,7 @@ Prints ``ready`` once serving. Used until ``press_cell.nodes.press_node`` serves
 """
 
 import itertools
+import sys
 import threading
 import time
 
@@ -109,12 +111,14 @@ class ZoneLeasePress:
 
 
 def main():
-    """Serve until killed."""
+    """Serve a ``press`` node in each namespace given as an argument (default: root)."""
+    namespaces = [a for a in sys.argv[1:] if a.startswith("/")] or [""]
     rclpy.init()
-    node = rclpy.create_node("press")
-    ZoneLeasePress(node)
     executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
+    for namespace in namespaces:
+        node = rclpy.create_node("press", namespace=namespace)
+        ZoneLeasePress(node)
+        executor.add_node(node)
     print("ready", flush=True)
     try:
         executor.spin()
