@@ -105,7 +105,7 @@ class ZoneLeaseClient:
         if blocked:
             return self._refuse(blocked)
         pressure = self._press_pressure_pa
-        if pressure is not None and pressure > self.pressure_threshold_pa:
+        if pressure is not None and not pressure <= self.pressure_threshold_pa:   # NaN too
             return self._refuse(f"press reports {pressure / 1e6:.3f} MPa, above the zone "
                                 f"threshold {self.pressure_threshold_pa / 1e6:.3f} MPa")
         if not self._client.wait_for_service(timeout_sec=self.service_timeout_s):
@@ -119,7 +119,7 @@ class ZoneLeaseClient:
                                 f"{self.service_timeout_s} s")
         if not reply.granted:
             return self._refuse(f"press denied the zone lease: {reply.message}")
-        if reply.pressure > self.pressure_threshold_pa:
+        if not reply.pressure <= self.pressure_threshold_pa:   # NaN: pressure unknown
             # the press granted by its own threshold; ours is stricter
             self._send_release(reply.lease_id)
             return self._refuse(f"press granted at {reply.pressure / 1e6:.3f} MPa, above the "
