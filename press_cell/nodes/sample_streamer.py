@@ -17,12 +17,17 @@ class SampleStreamer:
     """Call ``publish(sample)`` with ``read()``'s newest sample at ``rate_hz`` on a thread."""
 
     def __init__(self, read, publish, rate_hz: float, name: str = "press-telemetry",
-                 keepalive_s: float = 0.5) -> None:
-        """Configure; ``read`` and ``publish`` are called from the streamer thread only."""
+                 keepalive_s: float = 0.5, key=None) -> None:
+        """Configure; ``read`` and ``publish`` are called from the streamer thread only.
+
+        ``key(sample)`` identifies a loop sample (default: the sample's ``stamp_s``); a sample
+        with the key of the last one published is a repeat and is not sent again.
+        """
         if not rate_hz > 0.0:
             raise ValueError(f"rate_hz={rate_hz!r} must be > 0")
         self._read = read
         self._publish = publish
+        self._key = key or (lambda sample: sample.stamp_s)
         self.period_s = 1.0 / float(rate_hz)
         self.keepalive_s = float(keepalive_s)
         self._name = name
@@ -49,7 +54,7 @@ class SampleStreamer:
             self._thread = None
 
     def _run(self) -> None:
-        last = None
+        last_key = object()
         last_publish_s = 0.0
         next_s = time.monotonic()
         while not self._stop.is_set():
@@ -59,11 +64,12 @@ class SampleStreamer:
                     break
                 now_s = time.monotonic()
             sample = self._read()
-            if sample is not None and (sample is not last or
+            key = self._key(sample) if sample is not None else last_key
+            if sample is not None and (key != last_key or
                                        now_s - last_publish_s >= self.keepalive_s):
                 self._publish(sample)
                 self.published += 1
-                last, last_publish_s = sample, now_s
+                last_key, last_publish_s = key, now_s
             next_s += self.period_s
             behind = time.monotonic() - next_s
             if behind > self.period_s:
