@@ -39,8 +39,12 @@ class PressHardware:
         return hasattr(self.clock, "advance")
 
     @classmethod
-    def prebuilt(cls, driver: PressDriver, clock, time_scale: float | None = None):
-        """Wrap a driver built elsewhere; lockstep when ``clock`` is a ``SimulatedClock``."""
+    def prebuilt(cls, driver: PressDriver, clock=None, time_scale: float | None = None):
+        """Wrap a driver built elsewhere; lockstep when ``clock`` is a ``SimulatedClock``.
+
+        Without a clock the loop runs in real time on a ``MonotonicClock``.
+        """
+        clock = clock if clock is not None else MonotonicClock()
         lockstep = hasattr(clock, "advance")
         return cls(driver, clock, lockstep, time_scale if lockstep else None, "prebuilt",
                    False)
