@@ -60,6 +60,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import FluidPressure
 from std_msgs.msg import Empty
@@ -106,6 +107,9 @@ from press_cell.recipes.library import load_library
 from press_cell.srv import EmergencyStop, ResetFault, Tare, ZoneLease
 
 _LOG = logging.getLogger(__name__)
+
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 
 CODE_NAMES = {number: name for name, number in ERROR_CODES.items()}
 STATUS_PERIOD_S = 0.05          # status/lease check timer, s
@@ -280,7 +284,9 @@ class PressNode(LifecycleNode):
         entities.append(self.create_timer(SLOW_PERIOD_S, self._on_timing_timer,
                                           callback_group=self._cb_slow))
         if self._hw.simulated and settings.publish_clock:
-            self._clock_pub = self.create_publisher(ClockMsg, "/clock", TELEMETRY)
+            # Reliable, so both best-effort (rclpy/rclcpp time sources) and reliable /clock
+            # subscribers are served.
+            self._clock_pub = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
             entities.append(self._clock_pub)
             entities.append(self.create_timer(1.0 / settings.clock_rate_hz,
                                               self._on_clock_timer,
