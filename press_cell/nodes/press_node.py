@@ -3,11 +3,13 @@
 Lifecycle (NODES.md): configure reads the parameters, loads the recipe file and library,
 builds the driver the read-only ``hardware`` parameter names (``sim``, ``serial_ascii``,
 ``serial_modbus``, or a prebuilt driver passed to the constructor), connects and self-checks it
-(FAILURE with a logged reason); activate starts the control loop and creates the telemetry
-publishers, timers, services and the ``press_cycle`` action server; deactivate and shutdown
-stop the loop, which first aborts a running cycle and vents the press; cleanup disconnects.
-``~/status``, ``/diagnostics``, ``~/estop`` and the ``estop`` topic exist in every state: an
-e-stop while inactive vents the press directly when the driver is connected.
+(FAILURE with a logged reason); activate starts the control loop, creates the telemetry
+publishers, timers and services and starts accepting ``press_cycle`` goals; deactivate and
+shutdown stop the loop, which first aborts a running cycle and vents the press; cleanup
+disconnects. ``~/status``, ``/diagnostics``, ``~/estop``, the ``estop`` topic and the
+``press_cycle`` action server exist in every state (the server rejects goals with NOT_ACTIVE
+unless active, and so still delivers the result of a goal aborted by a deactivate); an e-stop
+while inactive vents the press directly when the driver is connected.
 
 Action policy (``press_cycle``, namespace-relative):
 
@@ -182,6 +184,14 @@ class PressNode(LifecycleNode):
         self.create_timer(STATUS_PERIOD_S, self._on_status_timer, callback_group=self._cb_slow)
         self.create_timer(SLOW_PERIOD_S, self._on_diagnostics_timer,
                           callback_group=self._cb_slow)
+        # The action server lives as long as the node: a goal that ends because the node
+        # leaves active (aborted, NOT_ACTIVE) still gets its result delivered; goals that
+        # arrive while the node is not active are rejected with that reason.
+        self._action_server = ActionServer(
+            self, PressCycle, "press_cycle", execute_callback=self._execute,
+            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
+            callback_group=self._cb_action,
+            result_timeout=int(self.get_parameter("result_timeout_s").value))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._publish_status(force=True)
         if self.get_parameter("autostart").value:
@@ -297,10 +307,6 @@ class PressNode(LifecycleNode):
                                             callback_group=self._cb_safety))
         entities.append(self.create_service(ZoneLease, "~/zone_lease", self._on_zone_lease,
                                             callback_group=self._cb_services))
-        self._action_server = ActionServer(
-            self, PressCycle, "press_cycle", execute_callback=self._execute,
-            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-            callback_group=self._cb_action, result_timeout=int(settings.result_timeout_s))
         with self._lock:
             self._active_entities = entities
             self._lifecycle = "active"
@@ -310,7 +316,7 @@ class PressNode(LifecycleNode):
             ok, message, _ = self._tare(int(settings.tare_samples))
             if not ok:
                 self.get_logger().warning(f"tare on activate skipped: {message}")
-        self.get_logger().info("active: press_cycle action server up")
+        self.get_logger().info("active: accepting press_cycle goals")
         self._publish_status(force=True)
         return TransitionCallbackReturn.SUCCESS
 
@@ -365,15 +371,12 @@ class PressNode(LifecycleNode):
     def _teardown_active(self) -> None:
         with self._lock:
             entities, self._active_entities = self._active_entities, []
-            server, self._action_server = self._action_server, None
             self._trace_pub = None
             streamer, self._streamer = self._streamer, None
             if self._lifecycle == "active":
                 self._lifecycle = "inactive"
         if streamer is not None:
             streamer.stop()
-        if server is not None:
-            server.destroy()
         for entity in entities:
             kind = type(entity).__name__
             if kind == "Timer":

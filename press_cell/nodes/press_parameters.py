@@ -60,7 +60,7 @@ PRESS_PARAMETERS = {
     "recipes_file": ("", "recipe file for recipe_name goals (empty = shipped recipes.yaml); "
                      "library.yaml is read from the same folder", None, False),
     "result_timeout_s": (7200.0, "how long a finished goal's result is kept, s (longer than "
-                         "the longest recipe)", (60.0, 86400.0), False),
+                         "the longest recipe; read at construction)", (60.0, 86400.0), True),
     "frame_id": ("press_ram", "frame of ~/state, ~/pressure, ~/wrench (+z up)", None, False),
     "time_scale": (1.0, "sim: simulated seconds per wall second (0 = as fast as the CPU "
                    "allows, lockstep)", (0.0, 1000.0), False),
