@@ -12,7 +12,7 @@ from press_cell.analysis.replay import Replayer, ReplayError
 from press_cell.analysis.report import write_report
 from press_cell.analysis.run import load_run
 from press_cell.analysis.synthetic_run import CycleSpec, write_synthetic_run
-from press_cell.timebase import MonotonicClock, SimulatedClock
+from press_cell.timebase import SimulatedClock
 
 SHORT = CycleSpec(target_pressure_pa=5e6, ramp_rate_pa_s=10e6, hold_s=0.5,
                   release_rate_pa_s=20e6)
@@ -64,24 +64,21 @@ def test_report_of_a_standard_types_bag_says_what_it_left_out(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_replay_at_10x_keeps_order_count_and_timing(bag):
+    # Played on a simulated clock (sleep advances it), so the timing is checked exactly and
+    # no CI load can flake it; real-time lateness is a benchmark figure, not a test.
     recorded = [(t, ts) for t, ts, _ in open_bag(bag).messages()]
     replayer = Replayer(bag, rate=10.0)
-    clock = MonotonicClock()
+    clock = SimulatedClock()
     published = []
-    started = clock.now()
     stats = replayer.play(lambda m: published.append((m.topic, m.timestamp_ns, clock.now())),
-                          clock=clock)
-    elapsed = clock.now() - started
+                          clock=clock, sleep=clock.advance)
     assert [(t, ts) for t, ts, _ in published] == recorded
-    span_s = (recorded[-1][1] - recorded[0][1]) * 1e-9
-    assert elapsed == pytest.approx(span_s / 10.0, abs=0.15)
-    # Each message left within 100 ms of its due time (shared 2-core CI machine).
-    assert stats.max_lateness_s < 0.1
-    # The middle message went out at about half the playback time, not all at once.
-    mid = published[len(published) // 2][2] - started
-    due_mid = (published[len(published) // 2][1] - recorded[0][1]) * 1e-9 / 10.0
-    assert mid == pytest.approx(due_mid, abs=0.1)
-    assert span_s / 10.0 > 0.25   # the checks above can tell paced from all-at-once
+    first_ns = recorded[0][1]
+    due_s = [(ts - first_ns) * 1e-9 / 10.0 for _t, ts in recorded]
+    sent_s = [when for _t, _ts, when in published]
+    assert sent_s == pytest.approx(due_s, abs=1e-9)
+    assert stats.max_lateness_s <= 1e-9 and stats.messages == len(recorded)
+    assert due_s[-1] > 0.25     # the bag spans enough time to tell paced from all-at-once
 
 
 def test_replay_loops_filters_topics_and_reports_qos(bag):

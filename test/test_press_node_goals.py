@@ -60,6 +60,19 @@ def test_recipe_goal_resolves_to_its_tooling_material_and_hash(book_and_library)
     assert plan.duration_s == pytest.approx(74 + 180 + 37)
 
 
+def test_segments_with_a_recipe_name_run_the_segments_and_label_the_certificate(
+        book_and_library):
+    """The coordinator sends a recipe's segments (overrides applied) with its name and hash."""
+    book, library = book_and_library
+    plan = resolve_goal(goal(30e6, recipe_name="li6ps5cl_370mpa_200mg", recipe_hash="ab" * 32,
+                             step_name="compaction"), book, library, LIMITS)
+    assert plan.peak_pressure_pa == pytest.approx(30e6), "the goal's segments run, not the file's"
+    assert (plan.recipe_name, plan.recipe_hash, plan.step_name) == \
+        ("li6ps5cl_370mpa_200mg", "ab" * 32, "compaction")
+    unlabeled = resolve_goal(goal(30e6), book, library, LIMITS)
+    assert len(unlabeled.recipe_hash) == 64 and unlabeled.recipe_hash != "ab" * 32
+
+
 @pytest.mark.parametrize("fields, code, text", [
     (dict(recipe_name="li6ps5cl_370mpa_200mg", die_diameter=0.010), "INVALID_GOAL", "13.00 mm"),
     (dict(recipe_name="li6ps5cl_370mpa_200mg", material="Li"), "INVALID_GOAL", "does not match"),

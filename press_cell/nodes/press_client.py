@@ -92,7 +92,7 @@ class PressClient:
                                    f" within {timeout_s:g} s (is the press node running and "
                                    "active, in this namespace and ROS_DOMAIN_ID?)")
 
-    def send_goal(self, goal, feedback_callback=None, timeout_s: float = 10.0):
+    def send_goal(self, goal, feedback_callback=None, timeout_s: float = 30.0):
         """Send ``goal``; return the accepted goal handle or raise ``GoalRefused``."""
         with self._status_lock:
             seen = len(self.statuses)

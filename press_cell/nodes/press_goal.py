@@ -5,7 +5,9 @@ the contact area (die diameter or area), a material of the library, a part id an
 recipe limit. ``resolve_goal`` turns it into a ``ResolvedGoal`` the runtime can start, or raises
 ``GoalRejected`` with the PressCycle error-code name and a reason a user can act on.
 
-Checks, in order: recipe/segments exclusivity and recipe name; finite numbers; negative
+A goal with segments runs them; its recipe_name/recipe_hash/step_name only label the
+certificate. A goal with a recipe_name and no segments runs that recipe of the node's file.
+Checks, in order: recipe name; finite numbers; negative
 pressures; unit magnitude (a non-zero target below 1 kPa or above 2 GPa, a rate below 1 kPa/s or
 above 2 GPa/s, a die diameter above 0.2 m: SI goals cannot mean such values, they are lab units
 passed unconverted); contact area (one of die diameter / area, > 0, agreeing with the recipe's
@@ -58,6 +60,7 @@ class ResolvedGoal:
     contact_area_m2: float
     max_pressure_pa: float          # recipe/goal limit and die rating as a pressure, Pa
     part_id: str
+    step_name: str
     material: str
     recipe_name: str
     recipe_hash: str
@@ -165,9 +168,7 @@ def resolve_goal(goal, book, library, limits: GoalLimits) -> ResolvedGoal:
     recipe_name = str(goal.recipe_name)
     tooling = ""
     die_rating_n = math.nan
-    if recipe_name:
-        if len(goal.segments) > 0:
-            raise _invalid("give recipe_name or segments, not both")
+    if recipe_name and len(goal.segments) == 0:
         recipe = book.press.get(recipe_name)
         if recipe is None:
             raise _invalid(f"unknown recipe {recipe_name!r}; the recipe file has: "
@@ -197,7 +198,9 @@ def resolve_goal(goal, book, library, limits: GoalLimits) -> ResolvedGoal:
             segments = check_segments(segment_from_msg(s) for s in goal.segments)
         except SegmentKindError as exc:
             raise _invalid(str(exc)) from exc
-        hash_text = segments_hash(segments)
+        # With segments, recipe_name/recipe_hash only label the certificate (the coordinator
+        # sends a recipe's segments so that its overrides apply).
+        hash_text = str(goal.recipe_hash) or segments_hash(segments)
     if area_m2 <= 0.0:
         raise _invalid("zero contact area: set die_diameter (m) or contact_area (m^2)")
     if material and material not in library.material_names():
@@ -225,7 +228,8 @@ def resolve_goal(goal, book, library, limits: GoalLimits) -> ResolvedGoal:
     duration_s = _nominal_duration_s(segments)
     return ResolvedGoal(segments=segments, contact_area_m2=area_m2,
                         max_pressure_pa=min(max_pressure_pa, die_rating_n / area_m2),
-                        part_id=str(goal.part_id), material=material, recipe_name=recipe_name,
+                        part_id=str(goal.part_id), step_name=str(goal.step_name),
+                        material=material, recipe_name=recipe_name,
                         recipe_hash=hash_text, tooling=tooling, peak_pressure_pa=peak_pa,
                         duration_s=duration_s)
 

@@ -458,6 +458,7 @@ class PressNode(LifecycleNode):
             try:
                 handle = runtime.start_cycle(
                     plan.segments, plan.contact_area_m2, part_id=plan.part_id,
+                    step_name=plan.step_name,
                     max_pressure_pa=plan.max_pressure_pa, recipe_name=plan.recipe_name,
                     recipe_hash=plan.recipe_hash, calibration_id=self._calibration_id,
                     material=plan.material, thickness_probe=probe, hold_end=goal.hold_end)
