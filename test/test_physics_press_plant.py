@@ -102,3 +102,21 @@ def test_inner_loop_demand_is_clamped_and_reference_ramps():
     assert -1.0 <= demand <= 1.0
     assert loop.reference_n == pytest.approx(10.0)
     assert loop.update(50e3, 1e9, 0.0, 0.01, 1e8) == 1.0
+
+
+def test_parts_change_after_a_release_but_never_under_load():
+    pellet = PowderCompact(LI6PS5CL, 200e-6, DIE_13MM_M2)
+    plant = PressPlant(specimen=pellet)
+    plant.set_force_setpoint(20e3, 10e3)
+    settle(plant, 4.0)
+    with pytest.raises(PlantError, match="under load"):
+        plant.load_specimen(AlkaliFoil(LITHIUM, 100e-6, 6.35e-3))
+    plant.vent()
+    for _ in range(10_000):     # a released press keeps a few newtons of elastic residue
+        plant.advance(0.001)
+        if plant.true_force_n < 10.0:
+            break
+    assert 0.0 <= plant.true_force_n < 10.0
+    foil = AlkaliFoil(LITHIUM, 100e-6, 6.35e-3)
+    plant.load_specimen(foil)
+    assert plant.specimen is foil and plant.true_force_n == 0.0

@@ -44,6 +44,10 @@ from press_cell.physics.load_cell import LoadCell, LoadCellParams
 ROOM_TEMPERATURE_K = 298.15
 
 
+# Largest residual force, as a fraction of the rating, at which parts may be changed [est].
+UNLOADED_FRACTION = 1e-4
+
+
 class PlantError(ValueError):
     """A plant input is out of range or the plant cannot do what was asked."""
 
@@ -106,10 +110,16 @@ class PressPlant:
 
     # ---- configuration -------------------------------------------------------------------
     def load_specimen(self, specimen: PressSpecimen | None, initial_gap_m: float = 0.0) -> None:
-        """Put ``specimen`` (or nothing) under the ram; the press must be unloaded."""
-        if self._force_n > 1e-6 * self.hydraulics.rated_force_n:
+        """Put ``specimen`` (or nothing) under the ram; the press must be unloaded.
+
+        "Unloaded" is at most ``UNLOADED_FRACTION`` of the rating: a released press keeps a few
+        newtons of elastic residue on its part (released means below ~0.1 MPa on the die, about
+        13 N on 13 mm), which opening the press to change parts removes.
+        """
+        if self._force_n > UNLOADED_FRACTION * self.hydraulics.rated_force_n:
             raise PlantError(
-                f"cannot change the specimen under load ({self._force_n:.1f} N); vent first"
+                f"cannot change the specimen under load ({self._force_n:.1f} N > "
+                f"{UNLOADED_FRACTION * self.hydraulics.rated_force_n:.1f} N); vent first"
             )
         if not initial_gap_m >= 0.0:
             raise PlantError(f"initial_gap_m must be >= 0 m, got {initial_gap_m!r}")
