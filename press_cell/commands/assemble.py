@@ -73,6 +73,9 @@ def sim_bringup_config(namespace, time_scale, record_dir):
     nodes = tuple(n for n in NODE_CLASSES if n != "recorder" or record_dir)
     overrides = {name: {"hardware": "sim", "time_scale": float(time_scale)}
                  for name in ("press", "arm", "impedance")}
+    # The press loop runs in lockstep with its simulated clock as fast as the CPU allows
+    # (time_scale 0): pacing 500 Hz at 50x would ask for 25 000 loop cycles per wall second.
+    overrides["press"]["time_scale"] = 0.0
     if record_dir:
         overrides["recorder"] = {"output_dir": str(record_dir)}
     return BringupConfig(namespace=namespace, nodes=nodes, overrides=overrides)

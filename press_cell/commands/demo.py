@@ -6,6 +6,7 @@ recipes with simulated time running faster than real time, the cell records with
 certificate and the impedance verdict, and the bag and analysis report on disk.
 """
 
+import logging
 import sys
 import time
 from datetime import datetime
@@ -35,6 +36,8 @@ def run(args):
     from press_cell.nodes.blocking_action import ActionCallError
     from press_cell.nodes.client_session import ClientSession
 
+    if not args.verbose:    # the demo's own lines tell the story; node logs say warnings only
+        logging.getLogger().setLevel(logging.WARNING)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out).resolve() / f"demo-{stamp}"
     bag_root = out / "bags"
@@ -44,7 +47,8 @@ def run(args):
     replies = []
     try:
         with ClientSession("press_cell_demo", "", sim_bringup_config("", args.time_scale,
-                                                                      bag_root)) as node:
+                                                                      bag_root),
+                           log_level="" if args.verbose else "warn") as node:
             for recipe in RECIPES:
                 print(f"\n== {recipe}", flush=True)
                 replies += run_cells(node, recipe, 1, progress=ProgressLine())

@@ -18,9 +18,14 @@ from press_cell.nodes.bringup import BringupConfig, CellBringup
 class ClientSession:
     """Context manager: ``with ClientSession('press_cell_cli', sim=True) as node: ...``."""
 
-    def __init__(self, name: str, namespace: str = "", bringup: BringupConfig = None) -> None:
-        """Prepare; ``bringup`` (optional) is the in-process cell to start first."""
+    def __init__(self, name: str, namespace: str = "", bringup: BringupConfig = None,
+                 log_level: str = "") -> None:
+        """Prepare; ``bringup`` (optional) is the in-process cell to start first.
+
+        ``log_level`` (e.g. ``"warn"``) sets the ROS log level of every node in the session.
+        """
         self.name = name
+        self.log_level = log_level
         self.namespace = namespace
         self.bringup_config = bringup
         self.context = Context()
@@ -31,7 +36,8 @@ class ClientSession:
 
     def __enter__(self):
         """Start rclpy, the optional cell, and the client node; return the client node."""
-        rclpy.init(context=self.context)
+        args = ["--ros-args", "--log-level", self.log_level] if self.log_level else None
+        rclpy.init(args=args, context=self.context)
         try:
             if self.bringup_config is not None:
                 self.bringup = CellBringup(self.bringup_config, context=self.context)
