@@ -39,11 +39,9 @@ simulated arm for the next placement (``grasp_failure``, ``drop:<m carried>``,
 """
 
 import re
-import signal
 import threading
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseStamped
@@ -55,10 +53,8 @@ from rcl_interfaces.msg import (
 )
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, Empty
 
 from press_cell.action import PlaceComponent
@@ -76,6 +72,7 @@ from press_cell.hardware.arm_driver import ArmDriver, ArmError, ArmMotionError, 
 from press_cell.hardware.arm_sim import SimulatedArm
 from press_cell.msg import DeviceStatus
 from press_cell.nodes import qos
+from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.zone_lease_client import ZoneLeaseClient
 from press_cell.recipes.stations import CellLayout, StationsConfigError, load_layout
 from press_cell.srv import ResetFault
@@ -817,28 +814,9 @@ class ArmNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
-def main(args=None) -> None:
-    """Run the arm node standalone on a MultiThreadedExecutor until SIGINT / SIGTERM.
-
-    The signal only sets a flag: the node is made safe (placement canceled and retreated,
-    lease released, port closed) while ROS still runs, then ROS shuts down.
-    """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    node = ArmNode()
-    executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name="arm-executor", daemon=True)
-    spinner.start()
-    try:
-        stop.wait()
-    finally:
-        node.make_safe()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args=None) -> int:
+    """Run the arm node standalone until SIGINT/SIGTERM; retreat and release the lease first."""
+    return run_node(ArmNode, make_safe=lambda node: node.make_safe(), args=args)
 
 
 if __name__ == "__main__":

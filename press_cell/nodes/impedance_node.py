@@ -51,13 +51,11 @@ shutdown = make safe.
 """
 
 import math
-import signal
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -67,10 +65,8 @@ from rcl_interfaces.msg import (
 )
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 
 from press_cell.action import MeasureImpedance
 from press_cell.analysis.circuit_fit import (
@@ -101,6 +97,7 @@ from press_cell.hardware.potentiostat_sim import (
 from press_cell.msg import DeviceStatus, ImpedanceSample, ImpedanceSpectrum, PressState, PressTrace
 from press_cell.nodes import qos
 from press_cell.nodes.impedance_msgs import fit_to_msg, sample_to_msg, spectrum_to_msg
+from press_cell.nodes.node_runner import run_node
 from press_cell.physics.cell_history import CellBuildHistory, CellHistoryError, step_kind
 from press_cell.physics.eis import log_frequency_grid_hz
 from press_cell.recipes import RecipeError, load_library, load_recipes
@@ -679,28 +676,9 @@ class ImpedanceNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
-def main(args=None) -> None:
-    """Run the impedance node standalone on a MultiThreadedExecutor until SIGINT / SIGTERM.
-
-    The signal only sets a flag: the node is made safe (sweep aborted, port closed) while ROS
-    still runs, then ROS shuts down.
-    """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    node = ImpedanceNode()
-    executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name="impedance-executor", daemon=True)
-    spinner.start()
-    try:
-        stop.wait()
-    finally:
-        node.make_safe()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args=None) -> int:
+    """Run the impedance node standalone until SIGINT/SIGTERM; abort a sweep first."""
+    return run_node(ImpedanceNode, make_safe=lambda node: node.make_safe(), args=args)
 
 
 if __name__ == "__main__":

@@ -53,12 +53,10 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -77,6 +75,7 @@ from press_cell.control.supervisor import ERROR_CODES, SafetyLimits
 from press_cell.hardware.press_driver import PressDeviceFault, PressError, PressMode
 from press_cell.msg import ControllerTiming, DeviceStatus, ImpedanceSample, PressState, PressTrace
 from press_cell.nodes import diagnostics as diag
+from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.press_goal import GoalLimits, GoalRejected, resolve_goal
 from press_cell.nodes.press_hardware import (
     PressHardware,
@@ -863,22 +862,9 @@ class PressNode(LifecycleNode):
 
 
 def main(args=None) -> int:
-    """Run a press node standalone with a MultiThreadedExecutor until Ctrl-C or shutdown."""
+    """Run a press node standalone until SIGINT/SIGTERM; release the press before ROS stops."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = PressNode()
-    executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PressNode, make_safe=lambda node: node.close(), args=args)
 
 
 if __name__ == "__main__":

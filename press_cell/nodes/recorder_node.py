@@ -49,14 +49,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import rclpy
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
     ParameterDescriptor,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -74,6 +72,7 @@ from press_cell.analysis.bag_writer import (
 from press_cell.analysis.replay import qos_policy_values, replay_qos
 from press_cell.msg import CellRecord, DeviceStatus, PressTrace
 from press_cell.nodes.message_types import UnknownMessageType, message_class
+from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.qos import LATCHED
 
 #: Types recorded by default (besides every press_cell type).
@@ -511,26 +510,11 @@ def _bag_qos(profile):
 
 
 def main(args=None) -> int:
-    """Run the recorder until interrupted (SIGINT/SIGTERM close the bag cleanly).
+    """Run the recorder until SIGINT/SIGTERM (the bag is closed cleanly on destroy).
 
     A SingleThreadedExecutor: every callback is in one exclusive group anyway (module doc).
     """
-    rclpy.init(args=args)
-    node = RecorderNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGTERM shut the context down under the executor's wait: a normal stop.
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(RecorderNode, args=args, single_threaded=True)
 
 
 if __name__ == "__main__":
