@@ -2,12 +2,10 @@
 
 Processes, started together: the press node (``press_cell.nodes.press_node``, simulated
 press) and a simulated arm node in the same namespace. The lease tests that keep the arm in
-the zone at an unloaded press (press goal refused while the arm holds the lease, revoked
-lease, lease expiry after the arm is killed) run in test_arm_node_placement.py against the
-press stand-in (test/support/zone_lease_press.py): the press node currently latches a
-ZONE_OCCUPIED fault from simulated load-cell noise as soon as a lease is held unloaded (its
-released threshold, 50 kPa, lies inside the noise), which would fail them for a reason outside
-the interlock. An arm with no press at all is tested in test_arm_node_lifecycle.py.
+the zone at an unloaded press also run in test_arm_node_placement.py against the press
+stand-in (test/support/zone_lease_press.py), which can revoke leases; the crash of an arm
+inside the zone is tested here against the real press node, last in the module. An arm with no
+press at all is tested in test_arm_node_lifecycle.py.
 """
 
 import os
@@ -105,4 +103,35 @@ def test_arm_is_refused_entry_while_the_press_node_holds_pressure(cell):
     assert result2.error_code == R.ZONE_DENIED
     assert "press denied the zone lease" in result2.error_msg, result2.error_msg
     assert not any(f.in_press_zone for f in feedback + feedback2), "the arm entered the zone"
-    assert True not in client.in_zone
+    assert not any(client.in_zone), "the arm reported being in the zone"
+
+
+def test_arm_killed_in_the_zone_leaves_the_real_press_safe_and_usable(cell):
+    """Last in the module (it kills the arm): lease held at idle, arm crash, lease expiry.
+
+    The press refuses to pressurise while the arm holds the lease, keeps no fault from its own
+    idle noise during the visit, and once the crashed arm's lease expires it grants a new
+    lease and accepts a cycle again.
+    """
+    from test_arm_node_placement import enter_zone_and_stay, press_goal
+
+    from press_cell.srv import ZoneLease
+
+    client = cell.real
+    press = ActionClient(client.node, PressCycle, "press_cycle")
+    wait_for(press.server_is_ready, 20.0, "press_cycle server")
+    wait_for(lambda: client.press_states and client.press_states[-1].pressure < 1e5, 20.0,
+             "the press released")
+    enter_zone_and_stay(client, "pellet_tray/1")
+    wait_for(lambda: client.press_states[-1].zone_leased, 5.0, "the lease on press/state")
+    refused = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
+    assert not refused.accepted, "the press accepted a cycle with the arm in the zone"
+    stop(cell.real_arm_proc, sig_kill=True)        # crash: no release is ever sent
+    wait_for(lambda: not client.press_states[-1].zone_leased, 3.0 + 1.0,
+             "the crashed arm's lease to expire (3 s lease)")
+    assert client.press_states[-1].fault_code == 0, client.press_states[-1].fault_message
+    granted = client.lease(ZoneLease.Request.ACQUIRE, holder="test", duration=0.5)
+    assert granted.granted, granted.message
+    client.lease(ZoneLease.Request.RELEASE, holder="test", lease_id=granted.lease_id)
+    accepted = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
+    assert accepted.accepted, "the press still refuses after the lease expired"
