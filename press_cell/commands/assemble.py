@@ -68,14 +68,12 @@ class ProgressLine:
 
 def sim_bringup_config(namespace, time_scale, record_dir):
     """Return the in-process bringup of a simulated cell."""
-    from press_cell.nodes.bringup import NODE_CLASSES, BringupConfig
+    from press_cell.nodes.bringup import NODE_CLASSES, BringupConfig, sim_overrides
 
     nodes = tuple(n for n in NODE_CLASSES if n != "recorder" or record_dir)
-    overrides = {name: {"hardware": "sim", "time_scale": float(time_scale)}
-                 for name in ("press", "arm", "impedance")}
     # The press loop runs in lockstep with its simulated clock as fast as the CPU allows
     # (time_scale 0): pacing 500 Hz at 50x would ask for 25 000 loop cycles per wall second.
-    overrides["press"]["time_scale"] = 0.0
+    overrides = sim_overrides(nodes, time_scale, press_time_scale=0.0)
     if record_dir:
         overrides["recorder"] = {"output_dir": str(record_dir)}
     return BringupConfig(namespace=namespace, nodes=nodes, overrides=overrides)

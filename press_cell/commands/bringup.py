@@ -17,7 +17,14 @@ def add_arguments(parser):
     parser.add_argument("--params-dir", default=None,
                         help="folder with <node>.yaml parameter files (default: shipped config)")
     parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="with sim hardware: run this many times real time")
+                        help="with sim hardware: arm and impedance run this many times real "
+                             "time")
+    parser.add_argument("--press-time-scale", type=float, default=None,
+                        help="with sim hardware: the press's time scale (0 = unpaced lockstep; "
+                             "default: 0 when --time-scale is above 1, else --time-scale)")
+    parser.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warn", "error", "fatal"),
+                        help="ROS log level of every node")
     parser.add_argument("--nodes", default=",".join(NODE_CLASSES),
                         help="comma-separated nodes to start (default: all)")
     parser.add_argument("--record", metavar="DIR", default="",
@@ -27,15 +34,14 @@ def add_arguments(parser):
 
 def build_config(args):
     """Return the BringupConfig the options describe."""
-    from press_cell.nodes.bringup import BringupConfig
+    from press_cell.nodes.bringup import BringupConfig, sim_overrides
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     if args.no_record:
         nodes = tuple(n for n in nodes if n != "recorder")
     overrides = {}
     if args.hardware == "sim":
-        overrides = {n: {"hardware": "sim", "time_scale": float(args.time_scale)}
-                     for n in ("press", "arm", "impedance") if n in nodes}
+        overrides = sim_overrides(nodes, args.time_scale, args.press_time_scale)
     if args.record and "recorder" in nodes:
         overrides["recorder"] = {"output_dir": args.record}
     return BringupConfig(namespace=args.namespace, nodes=nodes, params_dir=args.params_dir,
@@ -52,7 +58,7 @@ def run(args):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(args=["--ros-args", "--log-level", args.log_level], context=context)
     bringup = CellBringup(build_config(args), context=context)
     try:
         bringup.start()

@@ -32,6 +32,27 @@ NODE_CLASSES = {
 }
 
 
+SIM_DEVICES = ("press", "arm", "impedance")
+
+
+def sim_overrides(nodes, time_scale: float, press_time_scale: float = None) -> dict:
+    """Return per-node overrides that run the devices among ``nodes`` simulated.
+
+    Arm and impedance run ``time_scale`` simulated seconds per wall second. The press runs
+    ``press_time_scale``; by default unpaced lockstep (0: its simulated clock advances as
+    fast as the CPU allows, never ahead of the loop) when ``time_scale`` is above 1, because
+    pacing a 500 Hz loop at 50x would ask for 25 000 loop cycles per wall second, and
+    ``time_scale`` itself otherwise.
+    """
+    if press_time_scale is None:
+        press_time_scale = 0.0 if time_scale > 1.0 else time_scale
+    overrides = {name: {"hardware": "sim", "time_scale": float(time_scale)}
+                 for name in SIM_DEVICES if name in nodes}
+    if "press" in overrides:
+        overrides["press"]["time_scale"] = float(press_time_scale)
+    return overrides
+
+
 class BringupError(RuntimeError):
     """The cell could not be brought up (unknown node, bad parameter file, failed activate)."""
 

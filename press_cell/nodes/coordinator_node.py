@@ -182,14 +182,14 @@ class CoordinatorNode(Node):
         self._record_pub = self.create_publisher(CellRecord, "~/cell_record", qos.RECORD)
         self._queue_lock = threading.Condition()
         self._queue = []
-        self._ticket = itertools.count()
         self._cells_done = itertools.count(self.get_parameter("first_cell_index").value)
         self._progress_detail = ""
         self._ports = _RosPorts(self, self._set_detail)
         self._server = ActionServer(
             self, AssembleCell, "assemble_cell", execute_callback=self._execute,
-            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-            callback_group=self._server_group, result_timeout=24 * 3600)
+            goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
+            cancel_callback=self._on_cancel, callback_group=self._server_group,
+            result_timeout=24 * 3600)
         self._layout = load_layout(self._path("stations_file", "stations.yaml"))
         self._publish_status(DeviceStatus.STATE_READY, "ready")
 
@@ -259,25 +259,33 @@ class CoordinatorNode(Node):
         """Accept every cancel request (the running step is stopped safely)."""
         return CancelResponse.ACCEPT
 
+    def _on_accepted(self, goal_handle):
+        """Queue an accepted goal, then start its execution (it waits for its turn).
+
+        The queue place is taken here, in the order goals are accepted: execute callbacks
+        are tasks of a multi-threaded executor and may start in any order.
+        """
+        with self._queue_lock:
+            self._queue.append(goal_handle)
+        goal_handle.execute()
+
     def _execute(self, goal_handle):
         """Wait for this goal's turn in the queue, then assemble the cell."""
-        ticket = next(self._ticket)
         with self._queue_lock:
-            self._queue.append(ticket)
-            while self._queue[0] != ticket and not goal_handle.is_cancel_requested:
+            while self._queue[0] is not goal_handle and not goal_handle.is_cancel_requested:
                 self._queue_lock.wait(0.1)
         try:
             return self._assemble(goal_handle)
         finally:
             with self._queue_lock:
-                self._queue.remove(ticket)
+                self._queue.remove(goal_handle)
                 self._queue_lock.notify_all()
 
     def _assemble(self, goal_handle):
         goal = goal_handle.request
         result = AssembleCell.Result()
         index = next(self._cells_done)
-        cell_id = goal.cell_id or f"{self.get_parameter('cell_id_prefix').value}-{index:04d}"
+        cell_id = goal.cell_id or self._generated_cell_id(index)
         result.record.cell_id = cell_id
         result.record.recipe_name = goal.recipe_name
         result.record.package_version = __version__
@@ -333,6 +341,16 @@ class CoordinatorNode(Node):
         self._publish_status(DeviceStatus.STATE_READY, f"{cell_id}: {record.verdict}")
         self.get_logger().info(f"{cell_id}: {record.outcome}: {record.verdict}")
         return result
+
+    def _generated_cell_id(self, index):
+        """Return ``<prefix>-<index>``, led by the namespace when the cell runs in one.
+
+        Two namespaced cells number their cells independently; the namespace keeps their
+        generated ids (and so part ids, records and bags) apart: ``cell1-cell-0000``.
+        """
+        cell_id = f"{self.get_parameter('cell_id_prefix').value}-{index:04d}"
+        namespace = self.get_namespace().strip("/").replace("/", "-")
+        return f"{namespace}-{cell_id}" if namespace else cell_id
 
     def _watch_cancel(self, goal_handle, sequence, done):
         while not done.wait(0.05):
