@@ -32,8 +32,8 @@ against the valve lag) and the PI zero a quarter of the crossover [est]. ``reset
 every method except the constructors is allocation-free arithmetic and safe in the loop.
 
 ``SupervisoryStreamer`` (``PressMode.SUPERVISORY``) is for presses with their own inner loop:
-it converts the setpoint and its rate to force and a ramp rate and decides when to stream
-(50-200 Hz, DESIGN.md section 5).
+it sends the present segment's end force with the segment's ramp (the press generates the ramp
+itself) and decides when to stream (50-200 Hz, DESIGN.md section 5).
 """
 
 import math
@@ -343,8 +343,17 @@ class ForceController:
 class SupervisoryStreamer:
     """Stream force setpoint + ramp to a press with its own loop (``PressMode.SUPERVISORY``).
 
-    The press's inner loop ramps toward each streamed force at the streamed rate, so streaming
-    the current profile setpoint with the segment's rate reproduces the profile on the press.
+    A press's own loop generates the ramp itself (``press_cell.physics.hydraulics.
+    InnerForceLoop``, like commercial controllers), so while the profile moves the streamer
+    sends the END of the present segment with the segment's rate: the press ramps exactly at
+    the asked rate from the moment the command lands and slows down on its own near the
+    target. Streaming the moving setpoint instead makes the press chase a target that is
+    always a few milliseconds away: it approaches each one with its near-target slow-down and
+    lags the ramp by that approach time (0.25 s on the simulated press, measured), and over a
+    serial link every stream tick becomes a round trip and the link latency adds jitter.
+    In holds the hold level is sent with the last segment's ramp (so a press that is still
+    arriving keeps its pace), or ``hold_ramp_pa_s`` when nothing moved yet. Repeating the same
+    command at the stream rate changes nothing at the press and feeds its comms watchdog.
     """
 
     def __init__(self, contact_area_m2: float, stream_rate_hz: float = 100.0,
@@ -362,14 +371,24 @@ class SupervisoryStreamer:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the last streamed time so the next call streams at once (loop-safe)."""
+        """Forget the last streamed time and ramp so the next call streams at once (loop-safe)."""
         self._last_sent_s = -math.inf
+        self._ramp_pa_s = self.hold_ramp_pa_s
 
-    def compute(self, now_s: float, setpoint_pa: float, setpoint_rate_pa_s: float):
-        """Return ``(force_n, ramp_n_s)`` to send now, or None between stream ticks (loop-safe)."""
+    def compute(self, now_s: float, setpoint_pa: float, setpoint_rate_pa_s: float,
+                segment_end_pa: float = math.nan):
+        """Return ``(force_n, ramp_n_s)`` to send now, or None between stream ticks (loop-safe).
+
+        ``segment_end_pa`` is where the present segment ends (Pa); while the setpoint moves it
+        is sent instead of the setpoint itself. Without it (NaN) the moving setpoint is sent.
+        """
         if now_s - self._last_sent_s < self.period_s - 1e-9:
             return None
         self._last_sent_s = now_s
-        rate = abs(setpoint_rate_pa_s) if setpoint_rate_pa_s else self.hold_ramp_pa_s
-        force_n = max(0.0, setpoint_pa) * self.contact_area_m2
-        return force_n, rate * self.contact_area_m2
+        target = setpoint_pa
+        if setpoint_rate_pa_s:
+            self._ramp_pa_s = abs(setpoint_rate_pa_s)
+            if math.isfinite(segment_end_pa):
+                target = segment_end_pa
+        force_n = max(0.0, target) * self.contact_area_m2
+        return force_n, self._ramp_pa_s * self.contact_area_m2

@@ -956,7 +956,9 @@ class PressRuntime:
             demand = self._controller.compute(target, pressure, point.setpoint_rate_pa_s, dt_s)
             self._write_valve(demand)
             return demand
-        command = self._streamer.compute(now_s, setpoint, point.setpoint_rate_pa_s)
+        # The press generates the ramp itself: stream where the present segment ends.
+        end_pa = self._cycle.profile.span_bounds(point.segment_index)[3]
+        command = self._streamer.compute(now_s, setpoint, point.setpoint_rate_pa_s, end_pa)
         if command is not None:
             try:
                 self.driver.command_setpoint(*command)
