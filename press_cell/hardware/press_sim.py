@@ -75,6 +75,9 @@ LOG = logging.getLogger(__name__)
 ROOM_TEMPERATURE_K = 298.15
 
 
+_VENT = PlantMode.VENT
+
+
 class SimulatedPressConfigError(ValueError):
     """A simulator setting is out of range."""
 
@@ -191,16 +194,12 @@ class SimulatedPress(PressDriver):
         with self._lock:
             self._check_link()
             self._sync()
-            relief = self._plant.relief_open or FaultKind.RELIEF_TRIP in self._faults
-            self._plant.clear_relief_flag()
-            return PressReading(
-                stamp_s=self._t_s,
-                force_n=self._force_reading_n(),
-                ram_position_m=self._plant.ram_position_m,
-                relief_open=relief,
-                vented=self._plant.mode is PlantMode.VENT,
-                device_fault=self._device_fault,
-            )
+            plant = self._plant
+            faults = self._faults
+            relief = plant.relief_open or (bool(faults) and FaultKind.RELIEF_TRIP in faults)
+            plant.clear_relief_flag()
+            return PressReading(self._t_s, self._force_reading_n(), plant.ram_position_m,
+                                relief, plant.mode is _VENT, self._device_fault)
 
     def command_valve(self, demand: float) -> None:
         """Set the valve demand in [-1, 1] (VALVE mode; clamped; NaN holds)."""
@@ -348,6 +347,8 @@ class SimulatedPress(PressDriver):
     def _check_link(self) -> None:
         if not self._connected:
             raise PressConnectionError("simulated press is not connected; call connect() first")
+        if not self._faults:
+            return          # nothing to expire or stall: the path of every healthy loop cycle
         self._expire_faults(self._clock.now())
         if FaultKind.COMMS_STALL in self._faults:
             raise PressConnectionError("simulated press does not answer (comms stall injected)")
@@ -366,10 +367,12 @@ class SimulatedPress(PressDriver):
         self._last_command_s = self._t_s
 
     def _force_reading_n(self) -> float:
-        if FaultKind.SENSOR_NAN in self._faults:
-            return math.nan
-        if FaultKind.SENSOR_STUCK in self._faults:
-            return self._faults[FaultKind.SENSOR_STUCK]["value_n"]
+        faults = self._faults
+        if faults:
+            if FaultKind.SENSOR_NAN in faults:
+                return math.nan
+            if FaultKind.SENSOR_STUCK in faults:
+                return faults[FaultKind.SENSOR_STUCK]["value_n"]
         value = self._plant.sensor_force_n()
         self._last_force_reading_n = value
         return value
@@ -402,11 +405,20 @@ class SimulatedPress(PressDriver):
     def _sync(self) -> None:
         """Integrate the plant up to ``clock.now()``, honouring fault ends and the watchdog."""
         now = self._clock.now()
+        if not now > self._t_s:
+            return
+        if not self._faults and self._watchdog_s is None:
+            # No fault can end and no watchdog can fire: one stretch up to now (what the loop
+            # below does in this case, without its bookkeeping).
+            self._plant.advance(now - self._t_s)
+            self._t_s = now
+            return
         while now > self._t_s:
             stop = now
-            fault_ends = [f["end_s"] for f in self._faults.values() if f["end_s"] > self._t_s]
-            if fault_ends:
-                stop = min(stop, min(fault_ends))
+            if self._faults:
+                fault_ends = [f["end_s"] for f in self._faults.values() if f["end_s"] > self._t_s]
+                if fault_ends:
+                    stop = min(stop, min(fault_ends))
             deadline = math.inf
             if (self._watchdog_s is not None and self._connected and not self._latched
                     and self._plant.mode in (PlantMode.VALVE, PlantMode.SUPERVISORY)):
@@ -414,7 +426,8 @@ class SimulatedPress(PressDriver):
                 stop = min(stop, max(deadline, self._t_s))
             self._plant.advance(stop - self._t_s)
             self._t_s = stop
-            self._expire_faults(self._t_s)
+            if self._faults:
+                self._expire_faults(self._t_s)
             if self._t_s >= deadline:
                 self._plant.vent()
                 self._latched = True

@@ -55,6 +55,7 @@ GAS_CONSTANT_J_MOL_K = 8.314462618   # CODATA 2018
 ROOM_TEMPERATURE_K = 298.15
 MPA = 1e6
 SQRT3 = math.sqrt(3.0)
+_THREE_SQRT3 = 3.0 * SQRT3          # the constant of the friction-hill formulas below
 
 
 class FoilError(ValueError):
@@ -163,7 +164,7 @@ def alkali_metal(name: str) -> AlkaliMetal:
 
 def constraint_factor(radius_m: float, thickness_m: float) -> float:
     """Return Phi = p_bar / sigma_f = 1 + 2R / (3 sqrt3 h) for sticking friction."""
-    return 1.0 + 2.0 * radius_m / (3.0 * SQRT3 * thickness_m)
+    return 1.0 + 2.0 * radius_m / (_THREE_SQRT3 * thickness_m)
 
 
 def flow_pressure_pa(metal: AlkaliMetal, radius_m: float, thickness_m: float,
@@ -180,7 +181,7 @@ def free_thinning_limit_m(metal: AlkaliMetal, radius_m: float, pressure_pa: floa
     ratio = pressure_pa / metal.flow_stress_pa(strain_rate_s, temperature_k)
     if ratio <= 1.0:
         return math.inf
-    return 2.0 * radius_m / (3.0 * SQRT3 * (ratio - 1.0))
+    return 2.0 * radius_m / (_THREE_SQRT3 * (ratio - 1.0))
 
 
 class AlkaliFoil:
@@ -214,6 +215,9 @@ class AlkaliFoil:
         self.max_pressure_pa = 0.0
         self.creep_strain = 0.0
         self.temperature_k = ROOM_TEMPERATURE_K
+        self._creep_key = None          # (metal, temperature, reference rate) of the cache
+        self._creep_a_t = math.nan      # Norton A at that temperature
+        self._sigma_ref_pa = math.nan   # flow stress at the reference strain rate, Pa
 
     @property
     def material(self) -> AlkaliMetal:
@@ -240,8 +244,23 @@ class AlkaliFoil:
 
     def flow_pressure_pa(self, temperature_k: float = ROOM_TEMPERATURE_K) -> float:
         """Return the pressure (Pa) at which this foil flows at the reference strain rate."""
-        return flow_pressure_pa(self.metal, self.radius_m, self._h,
-                                self.reference_strain_rate_s, temperature_k)
+        return self._creep_constants(temperature_k)[1] * constraint_factor(self.radius_m,
+                                                                           self._h)
+
+    def _creep_constants(self, temperature_k: float) -> tuple:
+        """Return (Norton A, flow stress at the reference rate in Pa) at ``temperature_k``.
+
+        Both are pure functions of the metal, the temperature and the reference rate (an
+        Arrhenius exponential and a power each): cached, recomputed when one of them changes.
+        """
+        key = (self.metal, temperature_k, self.reference_strain_rate_s)
+        if key != self._creep_key:
+            metal = self.metal
+            self._creep_a_t = metal.creep_a_at(temperature_k)      # checks the temperature
+            self._sigma_ref_pa = metal.flow_stress_pa(self.reference_strain_rate_s,
+                                                      temperature_k)
+            self._creep_key = key
+        return self._creep_a_t, self._sigma_ref_pa
 
     def _contact_constraint(self) -> float:
         """Return H / sigma_f: 3 for a thick foil, Phi(h) once friction dominates."""
@@ -249,47 +268,61 @@ class AlkaliFoil:
 
     def compliance_m_per_pa(self, pressure_pa: float, loading: bool) -> float:
         """Return -d(thickness)/d(pressure) at ``pressure_pa`` (Pa), m/Pa."""
-        elastic = self._h / self.metal.youngs_modulus_pa
-        if not loading or pressure_pa < self.flow_pressure_pa(self.temperature_k):
+        h = self._h
+        elastic = h / self.metal.youngs_modulus_pa
+        if not loading:
             return elastic
-        sigma = self.metal.flow_stress_pa(self.reference_strain_rate_s, self.temperature_k)
-        return elastic + self._h / max(pressure_pa - sigma, 1e-3 * sigma)
+        sigma = self._creep_constants(self.temperature_k)[1]
+        if pressure_pa < sigma * constraint_factor(self.radius_m, h):    # below flow pressure
+            return elastic
+        return elastic + h / max(pressure_pa - sigma, 1e-3 * sigma)
 
     def step(self, pressure_pa: float, dt_s: float,
              temperature_k: float = ROOM_TEMPERATURE_K) -> None:
         """Hold ``pressure_pa`` (Pa) on the foil for ``dt_s`` (s) at ``temperature_k`` (K)."""
         if math.isnan(pressure_pa) or dt_s < 0.0:
             raise FoilError(f"need a pressure in Pa and dt_s >= 0, got {pressure_pa!r}, {dt_s!r}")
-        metal = self.metal
-        a_t = metal.creep_a_at(temperature_k)
-        n = metal.creep_n
+        a_t, sigma_ref = self._creep_constants(temperature_k)
+        n = self.metal.creep_n
         self.temperature_k = temperature_k
         p = max(0.0, float(pressure_pa))
         self.pressure_pa = p
         self.max_pressure_pa = max(self.max_pressure_pa, p)
         if p <= 0.0:
             return
-        sigma_ref = metal.flow_stress_pa(self.reference_strain_rate_s, temperature_k)
-        # instantaneous friction-limited thinning
-        h_star = free_thinning_limit_m(metal, self.radius_m, p, self.reference_strain_rate_s,
-                                       temperature_k)
-        if h_star < self._h:
-            self._h = h_star
-        # instantaneous plastic contact
-        self._f = max(self._f, min(1.0, p / (sigma_ref * self._contact_constraint())))
+        two_r = 2.0 * self.radius_m
+        h = self._h
+        # instantaneous friction-limited thinning (free_thinning_limit_m)
+        ratio = p / sigma_ref
+        if ratio > 1.0:
+            h_star = two_r / (_THREE_SQRT3 * (ratio - 1.0))
+            if h_star < h:
+                h = h_star
+        # instantaneous plastic contact (H / sigma_f = _contact_constraint())
+        f = max(self._f, min(1.0, p / (sigma_ref * max(3.0, 1.0 + two_r / (_THREE_SQRT3 * h)))))
+        critical = self.critical_strain
+        max_strain = self.MAX_STRAIN_PER_SUBSTEP
+        creep_strain = self.creep_strain
+        exp = math.exp
         remaining = float(dt_s)
+        # min/max written out below as ``b if b < a else a`` (what min(a, b) returns)
         while remaining > 0.0:
-            phi = constraint_factor(self.radius_m, self._h)
+            phi = 1.0 + two_r / (_THREE_SQRT3 * h)      # constraint_factor(radius, h)
             eps_h = a_t * (p / phi / MPA) ** n
             eps_f = 0.0
-            if self._f < 1.0:
-                sigma_loc = p / (max(self._f, 1e-9) * self._contact_constraint())
+            if f < 1.0:
+                sigma_loc = p / ((1e-9 if 1e-9 > f else f) * (phi if phi > 3.0 else 3.0))
                 eps_f = a_t * (sigma_loc / MPA) ** n
-            rate = max(eps_h, eps_f / self.critical_strain)
-            dt = remaining if rate * remaining <= self.MAX_STRAIN_PER_SUBSTEP else (
-                self.MAX_STRAIN_PER_SUBSTEP / rate)
-            self._h *= math.exp(-eps_h * dt)
-            self.creep_strain += eps_h * dt
-            if self._f < 1.0:
-                self._f = min(1.0, self._f + (1.0 - self._f) * eps_f * dt / self.critical_strain)
+            rate = eps_f / critical
+            if not rate > eps_h:
+                rate = eps_h
+            dt = remaining if rate * remaining <= max_strain else max_strain / rate
+            h *= exp(-eps_h * dt)
+            creep_strain += eps_h * dt
+            if f < 1.0:
+                f_next = f + (1.0 - f) * eps_f * dt / critical
+                f = f_next if f_next < 1.0 else 1.0
             remaining -= dt
+        self._h = h
+        self._f = f
+        self.creep_strain = creep_strain

@@ -91,33 +91,80 @@ def analog_gauge_params(full_scale_n: float) -> LoadCellParams:
 
 
 class LoadCell:
-    """A strain-gauge load cell read through an indicator; deterministic for a given rng."""
+    """A strain-gauge load cell read through an indicator; deterministic for a given rng.
+
+    The noise is drawn from ``rng`` in blocks of ``NOISE_BLOCK`` standard normals (one C call
+    instead of one per reading) and scaled per reading: the readings are the same as with one
+    ``rng.normal`` draw per reading, but the generator runs ahead of the readings taken, so it
+    must not be shared with anything else.
+    """
+
+    NOISE_BLOCK = 1024
 
     def __init__(self, params: LoadCellParams, rng: np.random.Generator) -> None:
-        self.params = params
         self._rng = rng
+        self._normals: list = []
+        self._next_normal = 0
+        self._extra_noise_rms_n = 0.0
+        self.params = params
         self.tare_offset_n = 0.0
-        self.extra_noise_rms_n = 0.0     # added by fault injection (noise burst)
+
+    # Derived constants are cached; both setters below refresh them.
+    @property
+    def params(self) -> LoadCellParams:
+        """Return the cell's parameters."""
+        return self._params
+
+    @params.setter
+    def params(self, params: LoadCellParams) -> None:
+        self._params = params
+        self._gain = 1.0 + params.gain_error
+        self._zero_n = params.zero_offset_fraction_fs * params.full_scale_n
+        self._limit_n = params.overload_fraction_fs * params.full_scale_n
+        self._resolution_n = params.resolution_n
+        self._noise_rms_n = math.hypot(params.noise_rms_n, self._extra_noise_rms_n)
+
+    @property
+    def extra_noise_rms_n(self) -> float:
+        """Return the extra rms noise added by fault injection (noise burst), N."""
+        return self._extra_noise_rms_n
+
+    @extra_noise_rms_n.setter
+    def extra_noise_rms_n(self, rms_n: float) -> None:
+        self._extra_noise_rms_n = rms_n
+        self._noise_rms_n = math.hypot(self._params.noise_rms_n, rms_n)
+
+    def _standard_normal(self) -> float:
+        i = self._next_normal
+        if i >= len(self._normals):
+            self._normals = self._rng.standard_normal(self.NOISE_BLOCK).tolist()
+            i = 0
+        self._next_normal = i + 1
+        return self._normals[i]
 
     def raw_n(self, true_force_n: float) -> float:
         """Return one untared reading of ``true_force_n`` (N), before quantisation, N."""
-        p = self.params
-        noise_rms = math.hypot(p.noise_rms_n, self.extra_noise_rms_n)
-        noise = self._rng.normal(0.0, noise_rms) if noise_rms > 0.0 else 0.0
-        raw = (1.0 + p.gain_error) * true_force_n + p.zero_offset_fraction_fs * p.full_scale_n
-        limit = p.overload_fraction_fs * p.full_scale_n
-        return min(max(raw + noise, -limit), limit)
+        noise_rms = self._noise_rms_n
+        # numpy's normal(0, s) is 0 + s * standard_normal: the same number
+        noise = 0.0 + noise_rms * self._standard_normal() if noise_rms > 0.0 else 0.0
+        value = self._gain * true_force_n + self._zero_n + noise
+        limit = self._limit_n
+        if value < -limit:
+            return -limit
+        if value > limit:
+            return limit
+        return value
 
     def measure_n(self, true_force_n: float) -> float:
         """Return one tared, quantised reading of ``true_force_n`` (N), N."""
-        q = self.params.resolution_n
+        q = self._resolution_n
         return round(self.raw_n(true_force_n) / q) * q - self.tare_offset_n
 
     def tare(self, true_force_n: float, samples: int = 50) -> float:
         """Zero the reading at the present load over ``samples`` readings; return offset, N."""
         if samples < 1:
             raise LoadCellConfigError(f"tare needs at least 1 sample, got {samples!r}")
-        q = self.params.resolution_n
+        q = self._resolution_n
         readings = [round(self.raw_n(true_force_n) / q) * q for _ in range(int(samples))]
         self.tare_offset_n = float(np.mean(readings))
         return self.tare_offset_n

@@ -79,6 +79,9 @@ class PlantMode(enum.Enum):
     VENT = "vent"                   # dump valve open
 
 
+_SUPERVISORY = PlantMode.SUPERVISORY
+
+
 class PressPlant:
     """Hydraulic press + load cell + specimen; integrates with a bounded internal sub-step."""
 
@@ -219,6 +222,9 @@ class PressPlant:
         if not dt_s >= 0.0:
             raise PlantError(f"dt_s must be >= 0 s, got {dt_s!r}")
         n = max(1, math.ceil(dt_s / self.max_substep_s - 1e-9)) if dt_s > 0.0 else 0
+        if n == 1:
+            self._substep(dt_s)     # dt_s / 1: the usual case, a loop tick within one sub-step
+            return
         for _ in range(n):
             self._substep(dt_s / n)
 
@@ -233,12 +239,13 @@ class PressPlant:
 
     def _substep(self, dt: float) -> None:
         force = self._force_n
-        if self.mode is PlantMode.SUPERVISORY:
+        ram = self.ram
+        if self.mode is _SUPERVISORY:
             loading = self.setpoint_n >= force
-            self.ram.set_demand(self.inner_loop.update(
+            ram.set_demand(self.inner_loop.update(
                 self.setpoint_n, self.ramp_n_s, force, dt, self._stiffness_n_m(loading)))
-        self.ram.step_valve(dt)
-        travel = self.ram.oil_speed_m_s(force) * dt
+        ram.step_valve(dt)
+        travel = ram.oil_speed_m_s(force) * dt
         if travel < 0.0 and force <= 0.0:
             self._open_gap(-travel)
             travel = 0.0
@@ -266,7 +273,8 @@ class PressPlant:
             if unexplained > 0.0:
                 c_unload = spec.compliance_m_per_pa(new_force / area, False) / area
                 new_force -= unexplained / (1.0 / k_frame + c_unload)
-        new_force = max(0.0, new_force)
+        if not new_force > 0.0:     # max(0.0, new_force), written out
+            new_force = 0.0
         if new_force >= self.relief_force_n:
             new_force = self.relief_force_n
             self._relief_flag = True
