@@ -566,15 +566,22 @@ class PressNode(LifecycleNode):
             runtime.report_interface_resistance(float(msg.r_interface))
 
     def _latency_note(self, what: str, arrived_core_s: float, trace, phase: Phase) -> str:
-        """Return "; <what> arrived at stamp X s, <phase> began at stamp Y s (loop trace)"."""
+        """Return "; <what> arrived at stamp X s, <phase> began at stamp Y s ..., after N cycles".
+
+        N counts the loop cycles that ran between the request's arrival and the first cycle in
+        the new phase: the loop's reaction in its own cycles, whatever the machine's load did
+        to the wall-clock length of a cycle (a real-time loop that overran shows it in X..Y).
+        """
         if not math.isfinite(arrived_core_s):
             return ""
         note = f"; {what} arrived at stamp {self._stamps.to_ros_s(arrived_core_s):.6f} s"
         after = (trace.time_s >= arrived_core_s) & (trace.phase == int(phase))
         if after.any():
             began_s = float(trace.time_s[after.argmax()])
+            cycles = int(((trace.time_s >= arrived_core_s) & (trace.time_s < began_s)).sum())
             note += (f", {phase.name.lower()} began at stamp "
-                     f"{self._stamps.to_ros_s(began_s):.6f} s (loop trace)")
+                     f"{self._stamps.to_ros_s(began_s):.6f} s (loop trace), after {cycles} "
+                     "loop cycle(s)")
         return note
 
     # ------------------------------------------------------------------ telemetry
