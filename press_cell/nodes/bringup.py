@@ -148,8 +148,12 @@ class CellBringup:
         for name in self.config.nodes:
             module_name, class_name = NODE_CLASSES[name]
             cls = getattr(importlib.import_module(module_name), class_name)
-            node = cls(namespace=self.config.namespace or None, context=self.context,
-                       parameter_overrides=self._parameters(name))
+            try:
+                node = cls(namespace=self.config.namespace or None, context=self.context,
+                           parameter_overrides=self._parameters(name))
+            except (ValueError, OSError, rclpy.exceptions.ParameterException) as exc:
+                # bad parameter values or a config file the node could not read/parse
+                raise BringupError(f"node {name!r} could not be created: {exc}") from exc
             self.nodes[name] = node
             self._executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name="bringup-executor", daemon=True)
