@@ -1,7 +1,8 @@
-"""Task planner stand-in: send several ``assemble_cell`` goals to one cell at once, print results.
+"""Task planner stand-in: queue several ``assemble_cell`` goals on one cell, print the results.
 
 Usage: ``python planner_queue.py --namespace cell1 --recipe li_symmetric_cell --count 3
-[--overrides YAML] [--timeout S]``. All goals are sent before any answer is awaited; the
+[--overrides YAML] [--timeout S]``. All goals are sent (each once the previous one is
+accepted) before any result is awaited, so they wait in the coordinator's queue together; the
 process then waits for every result and prints one JSON list (in sending order) with, per goal:
 whether it was accepted, its acceptance stamp (s), the result code, success, the
 record's start (s, wall clock) and duration (s), failed step and verdict. Exit code 0 when every
@@ -48,11 +49,13 @@ def main(argv=None):
         if not wait_for_server(client, 30.0):
             print(json.dumps({"error": "no assemble_cell server"}))
             return 1
-        send_futures = [client.send_goal_async(AssembleCell.Goal(
-            recipe_name=args.recipe, overrides_yaml=args.overrides))
-            for _ in range(args.count)]
         result_futures = []
-        for index, future in enumerate(send_futures):
+        for index in range(args.count):
+            # Each goal is sent once the previous one is accepted (milliseconds later): goals
+            # sent in the same instant are accepted in whatever order the server's executor
+            # threads finish their goal callbacks, so the planner's order would not be defined.
+            future = client.send_goal_async(AssembleCell.Goal(
+                recipe_name=args.recipe, overrides_yaml=args.overrides))
             handle = future.result() if _wait(future, 30.0) else None
             accepted = handle is not None and handle.accepted
             rows.append({"goal": index, "accepted": accepted,
