@@ -120,9 +120,9 @@ class HydraulicRam:
 
 # Inner-loop tuning of the simulated press's own controller (SUPERVISORY mode), [est]:
 INNER_CROSSOVER_TAU = 0.5           # crossover x valve lag, 1 (~60 deg phase margin) [est]
-INNER_APPROACH_TAU = 1.0            # approach time constant near the target / valve lag [est]
+INNER_APPROACH_TAU = 1.5            # time to brake from the ramp to rest / valve lag, 1 [est]
 INNER_HEADROOM = 0.8                # share of the valve reach the reference model may ask [est]
-INNER_GUARD_FRACTION = 0.002        # overshoot guard band / force, 1 [est]
+INNER_GUARD_FRACTION = 0.001        # overshoot guard band / force, 1 [est]
 INNER_GUARD_MIN_FRACTION = 2e-5     # guard band floor / rated force, 1 [est: 2 N on 100 kN]
 INNER_OBSERVER_TAU_S = 0.1          # disturbance-observer filter time constant, s [est]
 INNER_OBSERVER_LEAD = 1.0          # disturbance slope look-ahead / valve lag, 1 [est]
@@ -167,7 +167,7 @@ class InnerForceLoop:
                                          * params.pump_speed_m_s)
         self._alpha_dt_s = math.nan
         self._alpha = 0.0
-        self._approach = 0.0
+        self._approach_s = INNER_APPROACH_TAU * params.valve_tau_s
         self.reset(0.0)
 
     def reset(self, force_n: float) -> None:
@@ -190,14 +190,15 @@ class InnerForceLoop:
         if dt_s != self._alpha_dt_s:
             self._alpha_dt_s = dt_s
             self._alpha = 1.0 - math.exp(-dt_s / p.valve_tau_s)
-            self._approach = 1.0 - math.exp(-dt_s / (INNER_APPROACH_TAU * p.valve_tau_s))
         stiffness = max(stiffness_n_m, 1.0)
         gain_up = stiffness * p.pump_speed_m_s
         gain_down = stiffness * p.bleed_speed_m_s
-        # ramp generator: the commanded ramp, then an exponential approach to the setpoint
-        # (the slow-down near the target), the rate kept within the valve's reach
+        # ramp generator: the commanded ramp, then a constant-deceleration approach to the
+        # setpoint (the slow-down near the target), the rate kept within the valve's reach
         gap = setpoint_n - self.reference_n
-        step = math.copysign(min(abs(gap) * self._approach, abs(ramp_n_s) * dt_s), gap)
+        # constant deceleration ramp / approach time over the last part: lands in finite time
+        braking_n_s = math.sqrt(2.0 * abs(ramp_n_s) * abs(gap) / self._approach_s)
+        step = math.copysign(min(abs(gap), min(abs(ramp_n_s), braking_n_s) * dt_s), gap)
         rate = min(INNER_HEADROOM * gain_up, max(-INNER_HEADROOM * gain_down, step / dt_s))
         accel = (rate - self._reference_rate_n_s) / dt_s
         self._reference_rate_n_s = rate
