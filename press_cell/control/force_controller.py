@@ -39,6 +39,8 @@ itself) and decides when to stream (50-200 Hz, DESIGN.md section 5).
 import math
 from dataclasses import dataclass
 
+_isfinite = math.isfinite
+
 # The reference may ask for this fraction of the valve's reach, leaving the rest to feedback.
 REFERENCE_HEADROOM = 0.8
 
@@ -170,29 +172,34 @@ class PlantGainEstimator:
         With ``learn`` false (holds) the history is kept but the estimates stay frozen.
         """
         # Flow integral with the known leak folded in, in "demand seconds".
-        self._flow += valve_state * dt_s - leak_rate_pa_s * dt_s / self.rigid_gain_pa_s
-        i = self._count % self.window
+        flow = self._flow + (valve_state * dt_s - leak_rate_pa_s * dt_s / self.rigid_gain_pa_s)
+        self._flow = flow
+        window = self.window
+        count = self._count
+        i = count % window
         old_p, old_s = self._p[i], self._s[i]
-        self._p[i], self._s[i] = pressure_pa, self._flow
-        self._count += 1
-        if self._count <= self.window:
+        self._p[i], self._s[i] = pressure_pa, flow
+        count += 1
+        self._count = count
+        if count <= window:
             return
         dp = pressure_pa - old_p
-        ds = self._flow - old_s
-        self.measured_rate_pa_s = dp / (self.window * dt_s)
+        ds = flow - old_s
+        self.measured_rate_pa_s = dp / (window * dt_s)
         # Learn only while the setpoint moves and the valve is open enough for the pressure
         # change to stand out of the sensor noise; in a hold the regression would fit noise.
-        if not learn or abs(ds) < self.min_excitation * self.window * dt_s:
+        if not learn or abs(ds) < self.min_excitation * window * dt_s:
             return
         k = 0 if ds > 0.0 else 1
         if dt_s != self._lam_dt_s:
             self._lam_dt_s = dt_s
             self._lam = math.exp(-dt_s / self.forget_time_s)
         lam = self._lam
-        self._num[k] = lam * self._num[k] + ds * dp
-        self._den[k] = lam * self._den[k] + ds * ds
+        num, den = self._num, self._den
+        num[k] = lam * num[k] + ds * dp
+        den[k] = lam * den[k] + ds * ds
         # Keep a trickle of the prior so the ratio stays defined after long quiet spells.
-        gain = self._num[k] / self._den[k] if self._den[k] > 0.0 else self.rigid_gain_pa_s
+        gain = num[k] / den[k] if den[k] > 0.0 else self.rigid_gain_pa_s
         gain = min(self.max_gain_pa_s, max(self.min_gain_pa_s, gain))
         if k == 0:
             self.gain_up_pa_s = gain
@@ -271,10 +278,12 @@ class ForceController:
         the integrator; the safety supervisor is responsible for acting on a bad sensor.
         """
         g = self.gains
-        if not (math.isfinite(measured_pa) and math.isfinite(setpoint_pa) and dt_s > 0.0):
+        if not (_isfinite(measured_pa) and _isfinite(setpoint_pa) and dt_s > 0.0):
             self.demand = 0.0
             return 0.0
-        rate = setpoint_rate_pa_s if math.isfinite(setpoint_rate_pa_s) else 0.0
+        # Gains and state are read into locals once (this runs every loop cycle); min/max
+        # are written out as ``b if b < a else a``, which is what min(a, b) returns.
+        rate = setpoint_rate_pa_s if _isfinite(setpoint_rate_pa_s) else 0.0
         if rate != self._last_rate_pa_s:
             # Segment boundary. What the integrator learnt while the setpoint was moving made up
             # for feed-forward error (a gain estimate still catching up); once the setpoint
@@ -287,54 +296,67 @@ class ForceController:
             self._alpha_dt_s = dt_s
             self._alpha = 1.0 - math.exp(-dt_s / g.valve_tau_s)
         alpha = self._alpha
-        leak_ff = max(measured_pa, 0.0) / g.leak_tau_s
-        self.estimator.update(measured_pa, self.valve_state, leak_ff, dt_s, learn=rate != 0.0)
+        tau = g.valve_tau_s
+        leak_ff = (0.0 if 0.0 > measured_pa else measured_pa) / g.leak_tau_s
+        est = self.estimator
+        est.update(measured_pa, self.valve_state, leak_ff, dt_s, rate != 0.0)
+        gain_up = est.gain_up_pa_s
+        gain_down = est.gain_down_pa_s
         # Reference: the setpoint through the valve lag, its slope limited to what the valve
         # can deliver (so a saturated ramp does not leave oil in flight past the target).
-        est = self.estimator
-        ref_rate = (setpoint_pa - self.reference_pa) / g.valve_tau_s
-        ref_rate = min(REFERENCE_HEADROOM * g.demand_max * est.gain_up_pa_s,
-                       max(REFERENCE_HEADROOM * g.demand_min * est.gain_down_pa_s, ref_rate))
+        reference = self.reference_pa
+        ref_rate = (setpoint_pa - reference) / tau
+        low = REFERENCE_HEADROOM * g.demand_min * gain_down
+        ref_rate = ref_rate if ref_rate > low else low
+        high = REFERENCE_HEADROOM * g.demand_max * gain_up
+        ref_rate = ref_rate if ref_rate < high else high
         ref_accel = (ref_rate - self._reference_rate_pa_s) / dt_s
         self._reference_rate_pa_s = ref_rate
-        self.reference_pa += ref_rate * dt_s
-        error = self.reference_pa - measured_pa
+        reference += ref_rate * dt_s
+        self.reference_pa = reference
+        error = reference - measured_pa
         # Inverse of the valve lag: the flow that makes the plant follow the reference.
-        feedforward = ref_rate + g.valve_tau_s * ref_accel
+        feedforward = ref_rate + tau * ref_accel
         rate_cmd = g.feedforward * feedforward + leak_ff + g.kp_per_s * error
-        gain = self.estimator.gain_up_pa_s if rate_cmd >= 0.0 else self.estimator.gain_down_pa_s
-        unsat = rate_cmd / gain + self.integral
+        gain = gain_up if rate_cmd >= 0.0 else gain_down
+        integral = self.integral
+        unsat = rate_cmd / gain + integral
         # Overshoot guard: once the pressure is above the reference by more than the guard
         # band, no pumping beyond the leak make-up, whatever the integrator or a stale gain
         # estimate say (a foil that finished flowing stiffens within milliseconds).
         guard_pa = g.guard_band_fraction * abs(setpoint_pa) + g.guard_min_pa
-        hold_ff = leak_ff / self.estimator.gain_up_pa_s
-        self.guarding = error < -guard_pa and unsat > hold_ff
+        hold_ff = leak_ff / gain_up
+        guarding = error < -guard_pa and unsat > hold_ff
+        self.guarding = guarding
         # Predicted: where pressure and reference will be once the oil in flight has arrived.
-        ahead_pa = (measured_pa + g.valve_tau_s * est.measured_rate_pa_s) - \
-            (self.reference_pa + g.valve_tau_s * ref_rate)
+        ahead_pa = (measured_pa + tau * est.measured_rate_pa_s) - (reference + tau * ref_rate)
         predicted = ahead_pa > guard_pa and unsat > hold_ff
-        if self.guarding:
+        if guarding:
             # Drop the pumping the integrator had built so the P term can bring it back.
-            self.integral = min(self.integral, 0.0)
-            unsat = min(hold_ff, rate_cmd / gain)
+            integral = 0.0 if 0.0 < integral else integral
+            unsat = rate_cmd / gain
+            unsat = unsat if unsat < hold_ff else hold_ff
         elif predicted:
             unsat = hold_ff
         if rate != 0.0:
             # While the setpoint moves, never pump harder than ``ramp_demand_ratio`` times what
             # the ramp needs on a stiff load: a foil that yields takes flow without building
             # pressure, and a valve opened wide for it overshoots when the foil stiffens.
-            cap = max(g.ramp_demand_ratio * abs(rate) / self.plant_gain_pa_s, g.approach_demand)
-            unsat = min(unsat, cap)
-        demand = min(g.demand_max, max(g.demand_min, unsat))
-        self.saturated = demand != unsat
+            cap = g.ramp_demand_ratio * abs(rate) / self.plant_gain_pa_s
+            cap = g.approach_demand if g.approach_demand > cap else cap
+            unsat = cap if cap < unsat else unsat
+        demand = unsat if unsat > g.demand_min else g.demand_min
+        demand = demand if demand < g.demand_max else g.demand_max
+        saturated = demand != unsat
+        self.saturated = saturated
         # The integrator holds demand, not rate: when the gain estimate moves (a foil starts
         # to flow) what it has learnt keeps its effect on the valve instead of being rescaled.
         # Conditional integration plus back-calculation of the clamp excess.
-        if not (self.saturated and (unsat - demand) * error > 0.0) and \
+        if not (saturated and (unsat - demand) * error > 0.0) and \
                 not (predicted and error > 0.0):
-            self.integral += g.ki_per_s2 * error * dt_s / gain
-        self.integral += g.kaw_per_s * (demand - unsat) * dt_s
+            integral += g.ki_per_s2 * error * dt_s / gain
+        integral += g.kaw_per_s * (demand - unsat) * dt_s
+        self.integral = integral
         self.valve_state += (demand - self.valve_state) * alpha
         self.demand = demand
         return demand

@@ -136,9 +136,11 @@ class _TimingRecorder:
         self.realtime = False
         self.cycles = 0
         self.overruns = 0
-        self._latency = np.zeros(TIMING_WINDOW)
-        self._compute = np.zeros(TIMING_WINDOW)
-        self._dt = np.zeros(TIMING_WINDOW)
+        # Plain lists: a Python float stores into a list several times faster than into a
+        # numpy array, and this is written every cycle; summary() converts once.
+        self._latency = [0.0] * TIMING_WINDOW
+        self._compute = [0.0] * TIMING_WINDOW
+        self._dt = [0.0] * TIMING_WINDOW
 
     def record(self, latency_s: float, compute_s: float, dt_s: float) -> None:
         i = self.cycles % TIMING_WINDOW
@@ -153,9 +155,9 @@ class _TimingRecorder:
             return LoopTiming(rate=self.rate_hz, realtime=self.realtime, lockstep=self.lockstep)
         # Copies taken without a lock: a value being overwritten at this instant is as valid
         # a sample as its predecessor, and the loop must never wait for a reader.
-        lat = self._latency[:n].copy()
-        comp = self._compute[:n].copy()
-        dt = self._dt[:n].copy()
+        lat = np.array(self._latency[:n])
+        comp = np.array(self._compute[:n])
+        dt = np.array(self._dt[:n])
         p50, p99, p999 = np.percentile(lat, [50.0, 99.0, 99.9])
         return LoopTiming(
             rate=self.rate_hz, realtime=self.realtime, lockstep=self.lockstep,
@@ -267,16 +269,24 @@ class LoopRunner:
             _LOG.exception("control loop stopped by an exception in its step")
 
     def _run_lockstep_fast(self) -> None:
+        # Everything the tick touches is bound to a local once: ticks run back to back here.
         busy = True
-        while not self._stop.is_set():
-            if not busy and not self._inbox:
+        stopped = self._stop.is_set
+        inbox = self._inbox
+        advance = self._clock.advance
+        step = self._step
+        record = self._timing.record
+        perf_counter = time.perf_counter
+        period_s = self.period_s
+        while not stopped():
+            if not busy and not inbox:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            t0 = time.perf_counter()
-            now_s = self._clock.advance(self.period_s)
-            busy = bool(self._step(now_s, self.period_s, self._drain()))
-            self._timing.record(0.0, time.perf_counter() - t0, self.period_s)
+            t0 = perf_counter()
+            now_s = advance(period_s)
+            busy = bool(step(now_s, period_s, self._drain() if inbox else ()))
+            record(0.0, perf_counter() - t0, period_s)
 
     def _run_paced(self) -> None:
         wall_period_s = self.period_s / (self.time_scale or 1.0)

@@ -52,6 +52,11 @@ from press_cell.hardware.press_driver import (
 from press_cell.recipes.segments import Segment
 
 _LOG = logging.getLogger(__name__)
+_NAN = math.nan
+_isfinite = math.isfinite
+_HOLD = Phase.HOLD
+# Cycle modes that follow a profile (sampled every loop cycle).
+_PROFILE_MODES = ("approach", "run", "release", "finish")
 
 # While venting, re-send the vent command this often until a reading shows the dump valve open
 # (a serial press may have dropped the first one), s.
@@ -586,40 +591,52 @@ class PressRuntime:
         except PressDeviceFault as exc:
             self.supervisor.trip(FaultKind.DEVICE_FAULT, f"press reported a fault: {exc}", now_s)
         self._now_s = now_s
-        self._reading_stale = reading is None
-        if reading is not None:
-            self._last = reading
-        force = reading.force_n if reading is not None else math.nan
-        area = self._area_m2
-        pressure = force / area if math.isfinite(area) else math.nan
-        self._update_released(now_s, pressure, reading is not None)
-        cycle = self._cycle
-
-        point = None
-        setpoint = math.nan
-        if cycle is not None and cycle.mode in ("approach", "run", "release", "finish"):
-            point = cycle.profile.sample(now_s - cycle.t0_s)
-            setpoint = point.setpoint_pa
         # One input record, refilled every cycle (no allocation in the loop).
         inp = self._supervisor_input
+        if reading is None:
+            self._reading_stale = True
+            force = _NAN
+            inp.sample_stamp_s = _NAN
+            inp.device_fault = ""
+            inp.relief_open = False
+        else:
+            self._reading_stale = False
+            self._last = reading
+            force = reading.force_n
+            inp.sample_stamp_s = reading.stamp_s
+            inp.device_fault = reading.device_fault
+            inp.relief_open = reading.relief_open
+        area = self._area_m2
+        pressure = force / area if _isfinite(area) else _NAN
+        released_pa = self._released_pa()
+        # Released: a fresh reading at or below the released threshold (since when).
+        if reading is not None and _isfinite(pressure) and pressure <= released_pa:
+            if not _isfinite(self._released_since_s):
+                self._released_since_s = now_s
+        else:
+            self._released_since_s = _NAN
+        cycle = self._cycle
+        mode = cycle.mode if cycle is not None else None
+
+        point = None
+        setpoint = _NAN
+        if mode in _PROFILE_MODES:
+            point = cycle.profile.sample(now_s - cycle.t0_s)
+            setpoint = point.setpoint_pa
         inp.now_s = now_s
         inp.force_n = force
         inp.pressure_pa = pressure
-        inp.sample_stamp_s = reading.stamp_s if reading is not None else math.nan
         inp.comms_error = comms_error
-        inp.device_fault = reading.device_fault if reading is not None else ""
-        inp.relief_open = reading.relief_open if reading is not None else False
         inp.demand = self._demand
-        inp.active = cycle is not None and cycle.mode == "run"
+        inp.active = mode == "run"
         inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint, pressure)
-        inp.in_hold = point is not None and point.phase is Phase.HOLD and cycle.mode == "run"
-        if math.isfinite(pressure):
+        inp.in_hold = point is not None and point.phase is _HOLD and mode == "run"
+        if _isfinite(pressure):
             alpha = dt_s / (PRESSURISED_FILTER_S + dt_s) if dt_s > 0.0 else 1.0
-            self._pressure_lp = pressure if not math.isfinite(self._pressure_lp) else \
+            self._pressure_lp = pressure if not _isfinite(self._pressure_lp) else \
                 self._pressure_lp + alpha * (pressure - self._pressure_lp)
-        inp.pressurised = (math.isfinite(self._pressure_lp)
-                           and self._pressure_lp > self._released_pa()) or \
-            (cycle is not None and cycle.mode != "vent")
+        inp.pressurised = (_isfinite(self._pressure_lp) and self._pressure_lp > released_pa) \
+            or (cycle is not None and mode != "vent")
         new_fault = self.supervisor.check(inp)
         del new_fault   # every latched fault, however it tripped, is handled just below
         fault = self.supervisor.fault
@@ -710,13 +727,6 @@ class PressRuntime:
             return (f"; WARNING: release not confirmed by the load cell within "
                     f"{self.vent_timeout_s:g} s of venting")
         return None
-
-    def _update_released(self, now_s: float, pressure: float, fresh: bool) -> None:
-        if fresh and math.isfinite(pressure) and pressure <= self._released_pa():
-            if not math.isfinite(self._released_since_s):
-                self._released_since_s = now_s
-        else:
-            self._released_since_s = math.nan
 
     def _released_confirmed(self, now_s: float) -> bool:
         return math.isfinite(self._released_since_s) and \
@@ -876,7 +886,6 @@ class PressRuntime:
     def _advance_cycle(self, cycle: _Cycle, point, now_s: float, dt_s: float,
                        pressure: float, setpoint: float) -> float:
         demand = 0.0
-        released = self._released_confirmed(now_s)
         if cycle.mode == "approach":
             if math.isfinite(pressure) and pressure >= self._contact_pa(cycle):
                 cycle.plan = PressProfile(cycle.segments, start_pressure_pa=pressure)
@@ -906,7 +915,7 @@ class PressRuntime:
             if point.finished and cycle.mode != "finish":
                 cycle.mode = "finish"
                 cycle.mode_since_s = now_s
-            if cycle.mode == "finish" and released:
+            if cycle.mode == "finish" and self._released_confirmed(now_s):
                 self._end_cycle(cycle, now_s)
             elif cycle.mode == "finish" and now_s - cycle.mode_since_s > self.finish_timeout_s:
                 # The controlled release did not get there: vent, whatever latched.
@@ -926,13 +935,14 @@ class PressRuntime:
                     self._evaluate_hold_end(cycle, point, now_s)
                 demand = self._control(now_s, dt_s, pressure, setpoint, point)
         if self._cycle is not None:
-            self._phase = Phase.VENTING if cycle.mode == "vent" else point.phase
+            mode = cycle.mode
+            phase = Phase.VENTING if mode == "vent" else point.phase
+            self._phase = phase
             r = self._last
             index = point.segment_index if point is not None and \
-                cycle.mode in ("approach", "run") else -1
-            cycle.rows.append((now_s, setpoint, pressure, r.force_n if r else math.nan,
-                               r.ram_position_m if r else math.nan, demand,
-                               int(self._phase), index))
+                mode in ("approach", "run") else -1
+            cycle.rows.append((now_s, setpoint, pressure, r.force_n if r else _NAN,
+                               r.ram_position_m if r else _NAN, demand, int(phase), index))
         return demand
 
     @staticmethod

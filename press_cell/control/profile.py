@@ -173,33 +173,22 @@ class PressProfile:
 
         O(1) when time moves forward (the search starts at the last segment found).
         """
-        count = len(self._spans)
-        t_s = max(0.0, t_s)
-        first = self._cursor if t_s >= self._spans[self._cursor].start_s else 0
+        spans = self._spans
+        count = len(spans)
+        if not t_s > 0.0:       # max(0.0, t_s), written out: this runs every loop cycle
+            t_s = 0.0
+        first = self._cursor if t_s >= spans[self._cursor].start_s else 0
         for index in range(first, count):
-            span = self._spans[index]
+            span = spans[index]
             end_s = span.start_s + span.duration_s
             if t_s < end_s:
                 self._cursor = index
                 tau = t_s - span.start_s
-                return ProfilePoint(
-                    setpoint_pa=span.start_pa + span.rate_pa_s * tau,
-                    setpoint_rate_pa_s=span.rate_pa_s,
-                    phase=span.phase,
-                    segment_index=index,
-                    segment_count=count,
-                    time_in_segment_s=tau,
-                    time_remaining_s=self.total_duration_s - t_s,
-                    finished=False,
-                )
-        last = self._spans[-1]
-        return ProfilePoint(
-            setpoint_pa=last.end_pa,
-            setpoint_rate_pa_s=0.0,
-            phase=last.phase,
-            segment_index=count - 1,
-            segment_count=count,
-            time_in_segment_s=t_s - last.start_s,
-            time_remaining_s=0.0,
-            finished=True,
-        )
+                # positional: setpoint, rate, phase, index, count, time in segment,
+                # time remaining, finished
+                return ProfilePoint(span.start_pa + span.rate_pa_s * tau, span.rate_pa_s,
+                                    span.phase, index, count, tau,
+                                    self.total_duration_s - t_s, False)
+        last = spans[-1]
+        return ProfilePoint(last.end_pa, 0.0, last.phase, count - 1, count,
+                            t_s - last.start_s, 0.0, True)

@@ -39,6 +39,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+_isfinite = math.isfinite
+
 # Error codes of action/PressCycle.action, by name.
 ERROR_CODES = {
     "NONE": 0, "UNKNOWN": 100, "INVALID_GOAL": 101, "BUSY": 102, "OVER_LIMIT": 103,
@@ -232,96 +234,107 @@ class SafetySupervisor:
         """Run every check on one cycle's input; return a newly latched ``Fault`` or None."""
         if self.fault is not None:
             return None
+        # Inputs and limits read once into locals: this runs every loop cycle.
         lim = self.limits
-        fs = lim.force_full_scale_n
+        now_s = s.now_s
         if s.device_fault or s.relief_open:
             what = s.device_fault or "relief valve opened"
-            return self.trip(FaultKind.DEVICE_FAULT, f"press reported a fault: {what}", s.now_s)
-        fresh = math.isfinite(s.sample_stamp_s) and s.sample_stamp_s != self._last_stamp_s
+            return self.trip(FaultKind.DEVICE_FAULT, f"press reported a fault: {what}", now_s)
+        stamp_s = s.sample_stamp_s
+        fresh = _isfinite(stamp_s) and stamp_s != self._last_stamp_s
         if fresh:
-            self._last_stamp_s = s.sample_stamp_s
-            self._last_fresh_s = s.now_s
-        elif not math.isfinite(self._last_fresh_s):
-            self._last_fresh_s = s.now_s
-        stale_s = s.now_s - self._last_fresh_s
+            self._last_stamp_s = stamp_s
+            self._last_fresh_s = now_s
+        elif not _isfinite(self._last_fresh_s):
+            self._last_fresh_s = now_s
+        stale_s = now_s - self._last_fresh_s
         if stale_s > lim.watchdog_s:
             why = s.comms_error or "sample stamp did not advance"
             return self.trip(FaultKind.DISCONNECTED,
                              f"no fresh sample for {1e3 * stale_s:.0f} ms "
-                             f"(limit {1e3 * lim.watchdog_s:.0f} ms): {why}", s.now_s)
+                             f"(limit {1e3 * lim.watchdog_s:.0f} ms): {why}", now_s)
         if not fresh:
             return None
         force = s.force_n
-        if not math.isfinite(force):
-            return self.trip(FaultKind.SENSOR_FAULT, f"load cell reads {force!r}", s.now_s)
-        fault = self._check_sensor(s, force, fs)
+        if not _isfinite(force):
+            return self.trip(FaultKind.SENSOR_FAULT, f"load cell reads {force!r}", now_s)
+        fault = self._check_sensor(s, force, lim.force_full_scale_n)
         if fault is not None:
             return fault
-        if force > lim.force_limit_n:
+        force_limit_n = lim.force_limit_n
+        if force > force_limit_n:
             return self.trip(FaultKind.OVERPRESSURE,
-                             f"force {force:.0f} N above the limit {lim.force_limit_n:.0f} N "
-                             "(min of press capacity and die rating)", s.now_s)
-        if s.pressure_pa > self.pressure_limit_pa:
+                             f"force {force:.0f} N above the limit {force_limit_n:.0f} N "
+                             "(min of press capacity and die rating)", now_s)
+        pressure = s.pressure_pa
+        if pressure > self.pressure_limit_pa:
             return self.trip(FaultKind.OVERPRESSURE,
-                             f"pressure {s.pressure_pa / 1e6:.2f} MPa above the limit "
-                             f"{self.pressure_limit_pa / 1e6:.2f} MPa", s.now_s)
+                             f"pressure {pressure / 1e6:.2f} MPa above the limit "
+                             f"{self.pressure_limit_pa / 1e6:.2f} MPa", now_s)
         # Without a contact area (idle, no cycle yet) the pressure is unknown (NaN): no rate.
-        if math.isfinite(s.pressure_pa):
-            self._history.append((s.now_s, s.pressure_pa))
-        if math.isfinite(s.pressure_pa) and len(self._history) == self._window:
-            t0, p0 = self._history[0]
-            if s.now_s > t0:
-                rate = (s.pressure_pa - p0) / (s.now_s - t0)
-                if rate <= lim.max_rate_pa_s:
-                    self._rate_since_s = math.nan
-                elif not math.isfinite(self._rate_since_s):
-                    self._rate_since_s = s.now_s
-                elif s.now_s - self._rate_since_s >= lim.rate_debounce_s:
-                    return self.trip(FaultKind.RATE_LIMIT,
-                                     f"pressure rising at {rate / 1e6:.1f} MPa/s for "
-                                     f"{1e3 * (s.now_s - self._rate_since_s):.0f} ms, limit "
-                                     f"{lim.max_rate_pa_s / 1e6:.1f} MPa/s", s.now_s)
+        if _isfinite(pressure):
+            history = self._history
+            history.append((now_s, pressure))
+            if len(history) == self._window:
+                t0, p0 = history[0]
+                if now_s > t0:
+                    rate = (pressure - p0) / (now_s - t0)
+                    if rate <= lim.max_rate_pa_s:
+                        self._rate_since_s = math.nan
+                    elif not _isfinite(self._rate_since_s):
+                        self._rate_since_s = now_s
+                    elif now_s - self._rate_since_s >= lim.rate_debounce_s:
+                        return self.trip(FaultKind.RATE_LIMIT,
+                                         f"pressure rising at {rate / 1e6:.1f} MPa/s for "
+                                         f"{1e3 * (now_s - self._rate_since_s):.0f} ms, limit "
+                                         f"{lim.max_rate_pa_s / 1e6:.1f} MPa/s", now_s)
         if self.zone_leased and (s.active or s.pressurised):
             return self.trip(FaultKind.ZONE_OCCUPIED,
                              "the arm holds the press-zone lease while the press is pressurised",
-                             s.now_s)
+                             now_s)
         return self._check_tracking(s)
 
     def _check_sensor(self, s: SupervisorInput, force: float, fs: float):
         lim = self.limits
+        now_s = s.now_s
         prev = self._last_force_n
         self._last_force_n = force
-        if not math.isfinite(prev):
-            self._last_change_s = s.now_s
+        if not _isfinite(prev):
+            self._last_change_s = now_s
             return None
         diff = force - prev
-        moving = abs(s.demand) >= lim.stuck_demand
+        demand = s.demand
+        moving = abs(demand) >= lim.stuck_demand
         if diff != 0.0 or not (moving or s.pressurised):
-            self._last_change_s = s.now_s
-        elif s.now_s - self._last_change_s > (lim.stuck_time_s if moving
-                                              else lim.stuck_hold_time_s):
+            self._last_change_s = now_s
+        elif now_s - self._last_change_s > (lim.stuck_time_s if moving
+                                            else lim.stuck_hold_time_s):
             return self.trip(FaultKind.SENSOR_FAULT,
                              f"load cell stuck at {force:.1f} N for "
-                             f"{1e3 * (s.now_s - self._last_change_s):.0f} ms while the press "
-                             f"is loaded or moving (demand {s.demand:+.2f})", s.now_s)
+                             f"{1e3 * (now_s - self._last_change_s):.0f} ms while the press "
+                             f"is loaded or moving (demand {demand:+.2f})", now_s)
         if abs(diff) > lim.jump_fraction_fs * fs:
             return self.trip(FaultKind.SENSOR_FAULT,
                              f"implausible load-cell jump of {diff:+.0f} N in one sample "
-                             f"(limit {lim.jump_fraction_fs * fs:.0f} N)", s.now_s)
+                             f"(limit {lim.jump_fraction_fs * fs:.0f} N)", now_s)
         # Noise: the second difference removes ramps and holds alike; its variance is
         # 6 sigma^2 for white noise, so sigma^2 ~ var(d2) / 6.
-        if math.isfinite(self._noise_prev_diff) and math.isfinite(self._last_now_s):
+        if _isfinite(self._noise_prev_diff) and _isfinite(self._last_now_s):
             d2 = diff - self._noise_prev_diff
-            dt = max(s.now_s - self._last_now_s, 1e-6)
-            a = min(1.0, dt / lim.noise_time_s)
+            dt = now_s - self._last_now_s
+            if 1e-6 > dt:           # max(dt, 1e-6), written out
+                dt = 1e-6
+            a = dt / lim.noise_time_s
+            if not a < 1.0:         # min(1.0, a)
+                a = 1.0
             self._noise_var_n2 += a * (d2 * d2 / 6.0 - self._noise_var_n2)
             limit = lim.noise_limit_fraction_fs * fs
             if self._noise_var_n2 > limit * limit:
                 return self.trip(FaultKind.SENSOR_FAULT,
                                  f"load-cell noise {math.sqrt(self._noise_var_n2):.1f} N rms "
-                                 f"above the plausible {limit:.1f} N", s.now_s)
+                                 f"above the plausible {limit:.1f} N", now_s)
         self._noise_prev_diff = diff
-        self._last_now_s = s.now_s
+        self._last_now_s = now_s
         return None
 
     def _check_tracking(self, s: SupervisorInput):
