@@ -239,6 +239,24 @@ def assert_passed(status, result, cell):
     assert 0.0 < fit.asr_interface <= record.max_interface_asr
 
 
+# --------------------------------------------------------------------------- bringup options
+@pytest.mark.parametrize("argv, press, others", [
+    (["--time-scale", "50"], 0.0, 50.0),             # faster than real time: unpaced lockstep
+    (["--time-scale", "1"], 1.0, 1.0),               # real time: the press paced with the rest
+    (["--time-scale", "50", "--press-time-scale", "5"], 5.0, 50.0),
+])
+def test_bringup_time_scale_options(argv, press, others):
+    """`press-cell bringup --time-scale` scales arm/impedance; the press gets lockstep when fast."""
+    from press_cell.cli import build_parser
+    from press_cell.commands.bringup import build_config
+
+    config = build_config(build_parser().parse_args(["bringup", "--no-record", *argv]))
+    assert config.overrides["press"] == {"hardware": "sim", "time_scale": press}
+    assert config.overrides["arm"]["time_scale"] == others
+    assert config.overrides["impedance"]["time_scale"] == others
+    assert "recorder" not in config.nodes
+
+
 # --------------------------------------------------------------------------- 1. full recipes
 @pytest.mark.timeout(150)
 def test_full_li_and_na_cells_pass_their_acceptance_criteria(start_process, ros):
@@ -320,10 +338,36 @@ def test_cancel_during_the_stack_press_releases_the_press(start_process, ros):
     assert status == GoalStatus.STATUS_CANCELED, result.error_msg
     assert result.error_code == AssembleCell.Result.CANCELED
     assert result.record.failed_step == "stack_press"
-    assert "released" in result.error_msg
+    assert "press released" in result.error_msg and "arm out of the press zone" in \
+        result.error_msg, result.error_msg
     assert not result.record.passed
     assert [c.step_name for c in result.record.certificates][:3] == \
         ["compaction", "prepress_a", "prepress_b"]
+    assert_released(watch, cell)
+
+
+@pytest.mark.timeout(60)
+def test_cancel_with_the_arm_in_the_press_zone_retreats_it(start_process, ros):
+    """Canceled while the arm places in the die: CANCELED at that placement, arm out."""
+    from press_cell.action import AssembleCell
+
+    (cell,) = start_cells(start_process, "cancelarm")
+    watch = ros.watch("cancelarm")
+    placing = threading.Event()
+    handle = ros.send("cancelarm", "li_symmetric_cell", short_overrides("li_symmetric_cell"),
+                      cell_id="ca", feedback=lambda fb: fb.step_name == "place" and placing.set())
+    assert handle.accepted
+    assert placing.wait(40.0), f"no placement started:\n{cell.log()}"
+    deadline = time.monotonic() + 20.0
+    while not (watch.zone and watch.zone[-1]):
+        assert time.monotonic() < deadline, "the arm never entered the press zone"
+        time.sleep(0.005)
+    _wait_future(handle.cancel_goal_async(), 10.0)
+    status, result = ros.result(handle, 30.0)
+    assert status == GoalStatus.STATUS_CANCELED, result.error_msg
+    assert result.error_code == AssembleCell.Result.CANCELED
+    assert result.record.failed_step.startswith("place ca/"), result.record.failed_step
+    assert "arm out of the press zone" in result.error_msg, result.error_msg
     assert_released(watch, cell)
 
 
@@ -331,7 +375,7 @@ def test_cancel_during_the_stack_press_releases_the_press(start_process, ros):
 @pytest.mark.timeout(60)
 def test_failed_grasp_names_the_place_step(start_process, ros):
     """An injected grasp failure ends STEP_FAILED at the pellet placement; the cell is safe."""
-    from press_cell.action import AssembleCell
+    from press_cell.action import AssembleCell, PlaceComponent
 
     (cell,) = start_cells(start_process, "grasp")
     watch = ros.watch("grasp")
@@ -345,6 +389,8 @@ def test_failed_grasp_names_the_place_step(start_process, ros):
     assert "place g1/pellet" in result.error_msg
     assert list(result.record.placed_components) == []
     assert len(result.record.certificates) == 3     # compaction and both pre-presses kept
+    assert f"device code {PlaceComponent.Result.GRASP_FAILED})" in result.error_msg, \
+        result.error_msg
     assert_released(watch, cell)
 
 

@@ -31,6 +31,7 @@ from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalRespons
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from std_msgs.msg import Bool
 
 from press_cell import __version__
 from press_cell.action import AssembleCell, MeasureImpedance, PlaceComponent, PressCycle
@@ -82,9 +83,14 @@ class _RosPorts:
         self.arm_in_zone = None
         node.create_subscription(PressState, "press/state", self._on_press_state,
                                  qos.TELEMETRY, callback_group=group)
+        node.create_subscription(Bool, "arm/in_press_zone", self._on_arm_zone, qos.LATCHED,
+                                 callback_group=group)
 
     def _on_press_state(self, msg):
         self.press_state = msg
+
+    def _on_arm_zone(self, msg):
+        self.arm_in_zone = msg.data
 
     def clients(self):
         """Return (name, client) of the three device action servers."""
@@ -150,8 +156,24 @@ class _RosPorts:
                              payload=payload(result) if payload else None)
 
     # -- SafetyPort
-    def make_safe(self, released_pa=0.2e6, timeout_s=30.0):
-        """Confirm the press is released (vent by e-stop if it is not) and report it."""
+    def make_safe(self, timeout_s=30.0, arm_timeout_s=10.0):
+        """Confirm the press is released (vent by e-stop if not) and the arm is out of the zone.
+
+        The canceled or failed device goals already made their device safe (the press
+        releases under control, the arm retreats); this checks it on their own topics.
+        """
+        return f"{self._press_safe(timeout_s)}; {self._arm_safe(arm_timeout_s)}"
+
+    def _arm_safe(self, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while self.arm_in_zone and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.arm_in_zone is None:
+            return "arm zone state not seen"
+        return "arm STILL IN THE PRESS ZONE" if self.arm_in_zone else "arm out of the press zone"
+
+    def _press_safe(self, timeout_s):
+        released_pa = self.node.get_parameter("released_pressure").value
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.press_state
