@@ -629,7 +629,11 @@ class PressRuntime:
         inp.comms_error = comms_error
         inp.demand = self._demand
         inp.active = mode == "run"
-        inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint, pressure)
+        controller = self._controller
+        if mode == "run" and controller is not None:
+            inp.setpoint_pa = controller.reference_pa       # _tracking_reference, valve mode
+        else:
+            inp.setpoint_pa = self._tracking_reference(cycle, now_s, setpoint, pressure)
         inp.in_hold = point is not None and point.phase is _HOLD and mode == "run"
         if _isfinite(pressure):
             alpha = dt_s / (PRESSURISED_FILTER_S + dt_s) if dt_s > 0.0 else 1.0

@@ -275,7 +275,9 @@ class AlkaliFoil:
         sigma = self._creep_constants(self.temperature_k)[1]
         if pressure_pa < sigma * constraint_factor(self.radius_m, h):    # below flow pressure
             return elastic
-        return elastic + h / max(pressure_pa - sigma, 1e-3 * sigma)
+        excess = pressure_pa - sigma
+        floor = 1e-3 * sigma
+        return elastic + h / (floor if floor > excess else excess)
 
     def step(self, pressure_pa: float, dt_s: float,
              temperature_k: float = ROOM_TEMPERATURE_K) -> None:
@@ -285,9 +287,12 @@ class AlkaliFoil:
         a_t, sigma_ref = self._creep_constants(temperature_k)
         n = self.metal.creep_n
         self.temperature_k = temperature_k
-        p = max(0.0, float(pressure_pa))
+        p = float(pressure_pa)
+        if not p > 0.0:     # max(0.0, p) written out, as below: this runs every plant sub-step
+            p = 0.0
         self.pressure_pa = p
-        self.max_pressure_pa = max(self.max_pressure_pa, p)
+        if p > self.max_pressure_pa:
+            self.max_pressure_pa = p
         if p <= 0.0:
             return
         two_r = 2.0 * self.radius_m
@@ -299,7 +304,12 @@ class AlkaliFoil:
             if h_star < h:
                 h = h_star
         # instantaneous plastic contact (H / sigma_f = _contact_constraint())
-        f = max(self._f, min(1.0, p / (sigma_ref * max(3.0, 1.0 + two_r / (_THREE_SQRT3 * h)))))
+        phi = 1.0 + two_r / (_THREE_SQRT3 * h)
+        f_plastic = p / (sigma_ref * (phi if phi > 3.0 else 3.0))
+        f_plastic = f_plastic if f_plastic < 1.0 else 1.0
+        f = self._f
+        if f_plastic > f:
+            f = f_plastic
         critical = self.critical_strain
         max_strain = self.MAX_STRAIN_PER_SUBSTEP
         creep_strain = self.creep_strain

@@ -134,19 +134,18 @@ class LoadCell:
         self._extra_noise_rms_n = rms_n
         self._noise_rms_n = math.hypot(self._params.noise_rms_n, rms_n)
 
-    def _standard_normal(self) -> float:
-        i = self._next_normal
-        if i >= len(self._normals):
-            self._normals = self._rng.standard_normal(self.NOISE_BLOCK).tolist()
-            i = 0
-        self._next_normal = i + 1
-        return self._normals[i]
-
     def raw_n(self, true_force_n: float) -> float:
         """Return one untared reading of ``true_force_n`` (N), before quantisation, N."""
         noise_rms = self._noise_rms_n
-        # numpy's normal(0, s) is 0 + s * standard_normal: the same number
-        noise = 0.0 + noise_rms * self._standard_normal() if noise_rms > 0.0 else 0.0
+        noise = 0.0
+        if noise_rms > 0.0:
+            i = self._next_normal
+            if i >= len(self._normals):
+                self._normals = self._rng.standard_normal(self.NOISE_BLOCK).tolist()
+                i = 0
+            self._next_normal = i + 1
+            # numpy's normal(0, s) is 0 + s * standard_normal: the same number
+            noise = 0.0 + noise_rms * self._normals[i]
         value = self._gain * true_force_n + self._zero_n + noise
         limit = self._limit_n
         if value < -limit:
