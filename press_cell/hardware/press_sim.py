@@ -192,7 +192,8 @@ class SimulatedPress(PressDriver):
     def read(self) -> PressReading:
         """Return the latest sample at ``clock.now()``."""
         with self._lock:
-            self._check_link()
+            if self._faults or not self._connected:     # else _check_link() has nothing to do
+                self._check_link()
             self._sync()
             plant = self._plant
             faults = self._faults
@@ -354,7 +355,8 @@ class SimulatedPress(PressDriver):
             raise PressConnectionError("simulated press does not answer (comms stall injected)")
 
     def _check_command(self, mode: PressMode) -> None:
-        self._check_link()
+        if self._faults or not self._connected:     # else _check_link() has nothing to do
+            self._check_link()
         if mode not in self._caps.modes:
             raise PressModeError(
                 f"{mode.value} commands are not supported by this press "
