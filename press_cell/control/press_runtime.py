@@ -301,7 +301,8 @@ class PressRuntime:
         profile ended before the runtime vents; ``approach_timeout_s`` bounds the approach
         (closing the gap to the part at the controller's approach demand) before contact;
         ``supervisory_lag_s`` is the lag allowed to a press's own loop when tracking is checked
-        in supervisory mode [est: ~0.9 s for press_cell.physics.hydraulics.InnerForceLoop].
+        in supervisory mode [est for real presses; press_cell.physics.hydraulics.InnerForceLoop
+        lags ~0.05 s over a 16 ms serial link and lands ~0.3 s after a ramp ends, measured].
         """
         for name, value in (("default_release_rate_pa_s", default_release_rate_pa_s),
                             ("released_min_pa", released_min_pa),
