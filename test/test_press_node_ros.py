@@ -281,10 +281,10 @@ def test_recipe_runs_and_certificate_meets_tracking_figures(rig):
         assert abs(cert.ramp_rate_error) <= 0.02
         assert cert.thickness_change < 0.0          # the powder compacted
     else:
-        # The emulated supervisory presses follow the streamed setpoint through their own
-        # inner loop and lag it: a 1 s hold peaks ~6 % short of 10 MPa (measured). They do
-        # not meet the press-core figures; the node only relays them (issue 4 report).
-        assert cert.peak_pressure == pytest.approx(10e6, rel=0.1)
+        # The emulated supervisory presses ramp and brake onto the streamed segment end with
+        # their own loop; over the serial link they land on 10 MPa ~0.1-0.3 s after the
+        # ramp ends, so a 1 s hold reaches the target (peak within the 2 % goal tolerance).
+        assert cert.peak_pressure == pytest.approx(10e6, rel=0.02)
         assert cert.hold_duration == pytest.approx(1.0, abs=0.2)
 
 
