@@ -16,12 +16,12 @@ Baselines measured in the same run, so the ratios do not depend on the machine:
 Measured on the 2-core development machine (other jobs running; two interleaved runs each),
 before the lockstep speed work (code of commit 85788c0) -> after it:
 
-=========  =============  =============  ============  ===========  ============
-rate       cycle s        us per tick    bare us/tick  cycle/calib  cycle/bare
-=========  =============  =============  ============  ===========  ============
-500 Hz     0.77 -> 0.44   22.7 -> 13.1   9.9 -> 4.8    18.3 -> 10.3  2.3 -> 2.7
-1 kHz      1.55 -> 0.89   22.8 -> 13.1   10.2 -> 4.8   36.8 -> 20.6  2.2 -> 2.7
-=========  =============  =============  ============  ===========  ============
+=======  ============  ============  =============  =============  ==========
+rate     cycle s       us per tick   bare us/tick   cycle/calib    cycle/bare
+=======  ============  ============  =============  =============  ==========
+500 Hz   0.77 -> 0.44  22.7 -> 13.1  9.9 -> 4.8     18.3 -> 10.3   2.3 -> 2.7
+1 kHz    1.55 -> 0.89  22.8 -> 13.1  10.2 -> 4.8    36.8 -> 20.6   2.2 -> 2.7
+=======  ============  ============  =============  =============  ==========
 
 (a 60 s hold is 33 961 loop ticks at 500 Hz; ``cycle/bare`` rose because the bare simulator
 got faster than the control loop did).
