@@ -125,7 +125,7 @@ INNER_HEADROOM = 0.8                # share of the valve reach the reference mod
 INNER_GUARD_FRACTION = 0.001        # overshoot guard band / force, 1 [est]
 INNER_GUARD_MIN_FRACTION = 2e-5     # guard band floor / rated force, 1 [est: 2 N on 100 kN]
 INNER_OBSERVER_TAU_S = 0.1          # disturbance-observer filter time constant, s [est]
-INNER_OBSERVER_LEAD = 1.0          # disturbance slope look-ahead / valve lag, 1 [est]
+INNER_OBSERVER_LEAD = 1.0           # disturbance slope look-ahead / valve lag, 1 [est]
 INNER_OBSERVER_MIN_FRACTION = 1e-3  # observer runs above this force / rated force, 1 [est]
 
 
