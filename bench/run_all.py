@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "bench_loop_timing": (["--seconds", "10"], ["--seconds", "2"]),
     "bench_tracking": ([], ["--hold", "10"]),
+    "bench_lockstep": ([], ["--repeats", "1", "--hold", "10"]),
     "bench_press_serial": ([], ["--samples", "50"]),
     "bench_press_node": (["--seconds", "60"], ["--seconds", "5", "--cycles", "3"]),
     "bench_recorder": ([], ["--seconds", "2", "--rates", "500", "2000"]),

@@ -404,7 +404,7 @@ def test_runtime_settings_are_validated():
         PressRuntime(SimulatedPress(clock), clock, lockstep=True, vent_timeout_s=0.0)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_idle_sensor_noise_with_the_zone_lease_held_does_not_trip_the_interlock():
     """The arm's lease at idle: load-cell noise on a small rod face is not 'pressurised'."""
     from press_cell.physics.load_cell import LoadCellParams
@@ -423,7 +423,7 @@ def test_idle_sensor_noise_with_the_zone_lease_held_does_not_trip_the_interlock(
         rt.tare(50)
         rt.set_zone_lease(True)
         started = clock.now()
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 90.0     # ~0.5 s on a quiet machine; CI may be loaded
         while clock.now() - started < 60.0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert clock.now() - started >= 60.0, "the paced loop did not run 60 s of press time"
