@@ -42,7 +42,6 @@ import re
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
@@ -72,6 +71,7 @@ from press_cell.hardware.arm_driver import ArmDriver, ArmError, ArmMotionError, 
 from press_cell.hardware.arm_sim import SimulatedArm
 from press_cell.msg import DeviceStatus
 from press_cell.nodes import qos
+from press_cell.nodes.diagnostics import ERROR, OK, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.zone_lease_client import ZoneLeaseClient
 from press_cell.recipes.stations import CellLayout, StationsConfigError, load_layout
@@ -250,7 +250,7 @@ class ArmNode(LifecycleNode):
         self._pose_pub = self.create_publisher(PoseStamped, "~/pose", qos.TELEMETRY)
         self._gripper_pub = self.create_publisher(Bool, "~/gripper", qos.LATCHED)
         self._zone_pub = self.create_publisher(Bool, "~/in_press_zone", qos.LATCHED)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self._diagnostics = DiagnosticsPublisher(self)
         self.create_subscription(Empty, "estop", self._on_estop, qos.COMMAND,
                                  callback_group=self._safety_group)
         self.create_service(ResetFault, "~/reset_fault", self._on_reset_fault,
@@ -785,16 +785,13 @@ class ArmNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         """Publish one DiagnosticStatus for the arm on /diagnostics."""
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: arm",
-                                  hardware_id=(self._param("serial_port")
-                                               if self._param("hardware") == "dobot" else "sim"))
+        hardware_id = self._param("serial_port") if self._param("hardware") == "dobot" else "sim"
         if self._arm is not None and self._arm.latched:
-            status.level, status.message = DiagnosticStatus.ERROR, "emergency stop latched"
+            level, message = ERROR, "emergency stop latched"
         elif self._telemetry_fault:
-            status.level, status.message = DiagnosticStatus.ERROR, self._telemetry_fault
+            level, message = ERROR, self._telemetry_fault
         else:
-            status.level = DiagnosticStatus.OK
-            status.message = "placing" if self._busy else "idle"
+            level, message = OK, "placing" if self._busy else "idle"
         gate = self._gate
         pressure = gate.press_pressure_pa if gate is not None else None
         values = {
@@ -808,10 +805,8 @@ class ArmNode(LifecycleNode):
         retries = getattr(self._arm.inner if self._arm else None, "retry_count", None)
         if retries is not None:
             values["serial_retries"] = str(retries)
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        self._diagnostics.publish(self.get_clock().now().to_msg(), [diagnostic_status(
+            f"{self.get_fully_qualified_name()}: arm", hardware_id, level, message, values)])
 
 
 def main(args=None) -> int:

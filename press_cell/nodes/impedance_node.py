@@ -56,7 +56,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -96,6 +95,7 @@ from press_cell.hardware.potentiostat_sim import (
 )
 from press_cell.msg import DeviceStatus, ImpedanceSample, ImpedanceSpectrum, PressState, PressTrace
 from press_cell.nodes import qos
+from press_cell.nodes.diagnostics import ERROR, OK, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.impedance_msgs import fit_to_msg, sample_to_msg, spectrum_to_msg
 from press_cell.nodes.node_runner import run_node
 from press_cell.physics.cell_history import CellBuildHistory, CellHistoryError, step_kind
@@ -193,7 +193,7 @@ class ImpedanceNode(LifecycleNode):
         self._status_pub = self.create_publisher(DeviceStatus, "~/status", qos.LATCHED)
         self._spectrum_pub = self.create_publisher(ImpedanceSpectrum, "~/spectrum", qos.RECORD)
         self._monitor_pub = self.create_publisher(ImpedanceSample, "~/monitor", qos.TELEMETRY)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self._diagnostics = DiagnosticsPublisher(self)
         self.create_subscription(PressState, "press/state", self._on_press_state, qos.TELEMETRY,
                                  callback_group=self._press_group)
         if self._param("hardware") == "sim":
@@ -658,22 +658,19 @@ class ImpedanceNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         """Publish one DiagnosticStatus for the potentiostat on /diagnostics."""
         hardware = self._param("hardware")
-        status = DiagnosticStatus(
-            name=f"{self.get_fully_qualified_name()}: potentiostat",
-            hardware_id=self._param("serial_port") if hardware == "methodscript" else "sim")
+        hardware_id = self._param("serial_port") if hardware == "methodscript" else "sim"
         connected = self._driver is not None and self._driver.is_connected
-        status.level = DiagnosticStatus.OK if connected else DiagnosticStatus.ERROR
-        status.message = ("sweeping" if self._busy else "idle") if connected else "disconnected"
+        level = OK if connected else ERROR
+        message = ("sweeping" if self._busy else "idle") if connected else "disconnected"
         values = {"hardware": hardware, "identity": self._identity,
                   "last_asr_ohm_cm2": f"{self._last_asr_ohm_cm2:.4g}",
                   "press_holding": str(self._press_holds())}
         values.update({key: str(value) for key, value in self._counts.items()})
         if self._history is not None:
             values["simulated_cell"] = self._history.summary()
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        self._diagnostics.publish(self.get_clock().now().to_msg(), [diagnostic_status(
+            f"{self.get_fully_qualified_name()}: potentiostat", hardware_id, level, message,
+            values)])
 
 
 def main(args=None) -> int:
