@@ -88,10 +88,12 @@ def test_shutdown_inside_the_zone_retreats_and_returns_the_lease_at_once(cell):
     arm, press, _, client, sim = cell
     result = stand_inside(client, sim)
     wait_for(lambda: press.current_lease() is not None, 5.0, "the lease")
-    started = time.monotonic()
+    lease_id = press.current_lease()[0]
     arm.make_safe()              # what SIGINT / SIGTERM run in main() and on_shutdown do
     wait_for(lambda: press.current_lease() is None, 5.0, "the lease back at the press")
-    assert time.monotonic() - started < LEASE_S, "released, not left to expire"
+    # Handed back by an explicit RELEASE, not left to expire (a timing bound would flake on a
+    # loaded machine; the press's own record says which it was).
+    assert lease_id in press.released, "the lease expired instead of being released"
     response = wait_future(result, 10.0, "the result")
     assert response.status == GoalStatus.STATUS_ABORTED
     assert response.result.error_code == PlaceComponent.Result.NOT_ACTIVE

@@ -43,6 +43,7 @@ class ZoneLeasePress:
         self.ids = itertools.count(1)
         self.lease = None        # (lease_id, holder, expiry monotonic s)
         self.grants = 0
+        self.released = []       # lease ids handed back by an explicit RELEASE (not expired)
         node.create_service(ZoneLease, "~/zone_lease", self.serve)
         self.state_pub = node.create_publisher(PressState, "~/state", qos.TELEMETRY)
         node.create_timer(0.05, self.publish_state)
@@ -87,6 +88,7 @@ class ZoneLeasePress:
             elif request.operation == ZoneLease.Request.RELEASE:
                 if lease is not None and lease[0] == request.lease_id:
                     self.lease = None
+                    self.released.append(request.lease_id)
                 response.granted = True
             if response.granted and self.lease is not None:
                 response.lease_id = self.lease[0]
