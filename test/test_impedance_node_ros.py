@@ -334,14 +334,14 @@ def test_hold_is_monitored_and_the_samples_end_an_adaptive_hold_early(bench):
     bench.build_cell()            # pellet and anodes; the stack is pressed live below
     bench.idle()
     before = len(bench.samples)
-    bench.hold(5 * MPA, wall_s=0.8)         # a staged hold: 80 s at 5 MPa, then 25 MPa
-    bench.hold(25 * MPA, wall_s=0.8)
+    bench.hold(5 * MPA, wall_s=1.2)         # a staged hold: 120 s at 5 MPa, then 25 MPa
+    bench.hold(25 * MPA, wall_s=1.2)
     bench.idle(0.5)
     after_idle = len(bench.samples)
     samples = bench.samples[before:]
     stage_5 = [s for s in samples if s.stack_pressure == pytest.approx(5 * MPA)]
     stage_25 = [s for s in samples if s.stack_pressure == pytest.approx(25 * MPA)]
-    assert len(stage_5) >= 3 and len(stage_25) >= 3
+    assert len(stage_5) >= 2 and len(stage_25) >= 2     # ~10 each on a quiet machine
     assert len(stage_5) + len(stage_25) == len(samples)
     assert all(s.frequency == pytest.approx(10.0) for s in samples)
     assert all(math.isfinite(s.r_interface) and s.r_interface >= 0.0 for s in samples)
@@ -350,7 +350,7 @@ def test_hold_is_monitored_and_the_samples_end_an_adaptive_hold_early(bench):
     assert r_5 > 10.0 * r_25                 # Doux 2020: ~46 vs ~1 ohm per interface
     assert r_25 < 3.0
     # fed to the hold-end evaluator, the monitor ends a 300 s hold once the stack reaches
-    # 25 MPa: after the 80 s at 5 MPa, well before max_hold
+    # 25 MPa: after the 120 s at 5 MPa, well before max_hold
     evaluator = HoldEndEvaluator(HoldEndCriterion(enabled=True, monitor_frequency_hz=10.0,
                                                   r_interface_below_ohm=5.0, min_hold_s=10.0,
                                                   max_hold_s=300.0))
@@ -367,6 +367,6 @@ def test_hold_is_monitored_and_the_samples_end_an_adaptive_hold_early(bench):
     # max_hold; timed from the samples themselves, so a loaded machine cannot flake it.
     first_25_s = (stamp_s(stage_25[0]) - stamp_s(samples[0])) * TIME_SCALE
     assert evaluator.ended_at_s == pytest.approx(first_25_s)
-    assert 10.0 < evaluator.ended_at_s < 150.0
+    assert 10.0 < evaluator.ended_at_s < 250.0
     time.sleep(0.3)
     assert len(bench.samples) == after_idle         # no monitoring outside holds
