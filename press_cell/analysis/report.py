@@ -120,7 +120,12 @@ def _new_figure(width_in: float = 9.0, height_in: float = 4.5):
 def _plot_pressure(run: Run, results: list[CycleResult], path: Path) -> str | None:
     """Draw pressure (+ setpoint and hold bands); return a reason when nothing to draw."""
     state, pressure = run.press_state, run.pressure
-    if state is not None and len(state["time_s"]):
+    traces = [rt for rt in run.traces if len(rt.trace)] if run.traces else []
+    if traces:      # every loop sample of each cycle: nothing lost to decimation or discovery
+        t = np.concatenate([rt.trace.time_s for rt in traces])
+        p = np.concatenate([rt.trace.pressure_pa for rt in traces])
+        sp = np.concatenate([rt.trace.setpoint_pa for rt in traces])
+    elif state is not None and len(state["time_s"]):
         t, p, sp = state["time_s"], state["pressure_pa"], state["setpoint_pa"]
     elif pressure is not None and len(pressure["time_s"]):
         t, p, sp = pressure["time_s"], pressure["pressure_pa"], None
@@ -133,19 +138,31 @@ def _plot_pressure(run: Run, results: list[CycleResult], path: Path) -> str | No
     if sp is not None:
         ax.plot(*_envelope(t - t0, sp * _MPA), lw=0.8, ls="--", label="setpoint")
     band_labelled = False
-    for r in results:
-        for lo, hi, level, band in _hold_bands(run, r):
-            ax.fill_between([lo - t0, hi - t0], (level - band) * _MPA, (level + band) * _MPA,
-                            color="tab:green", alpha=0.25,
-                            label=None if band_labelled else "tolerance band")
-            band_labelled = True
-    ax.set_xlabel(f"time since {t0:.3f} s (epoch) [s]")
+    bands = [b for rt in traces for b in _trace_hold_bands(rt)] if traces else \
+        [b for r in results for b in _hold_bands(run, r)]
+    for lo, hi, level, band in bands:
+        ax.fill_between([lo - t0, hi - t0], (level - band) * _MPA, (level + band) * _MPA,
+                        color="tab:green", alpha=0.25,
+                        label=None if band_labelled else "tolerance band")
+        band_labelled = True
+    clock = "press loop clock" if traces else "epoch"
+    ax.set_xlabel(f"time since {t0:.3f} s ({clock}) [s]")
     ax.set_ylabel("die pressure [MPa]")
     ax.set_title(f"{run.path.name}: pressure")
     fig.legend(loc="outside lower center", ncols=3)
     ax.grid(alpha=0.3)
     fig.savefig(path)
     return None
+
+
+def _trace_hold_bands(recorded):
+    """Yield ``(t_start, t_end, level_pa, band_pa)`` for each hold of a recorded PressTrace."""
+    trace = recorded.trace
+    for i, segment in enumerate(recorded.segments):
+        in_segment = trace.segment_index == i
+        if segment.kind == "hold" and in_segment.any():
+            ts = trace.time_s[in_segment]
+            yield ts[0], ts[-1], segment.target_pressure_pa, segment.tolerance_pa
 
 
 def _hold_bands(run: Run, result: CycleResult):
