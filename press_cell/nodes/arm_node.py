@@ -45,9 +45,6 @@ import time
 from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
     SetParametersResult,
 )
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -73,6 +70,7 @@ from press_cell.msg import DeviceStatus
 from press_cell.nodes import qos
 from press_cell.nodes.diagnostics import ERROR, OK, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.node_runner import run_node
+from press_cell.nodes.parameter_descriptor import describe as _describe
 from press_cell.nodes.zone_lease_client import ZoneLeaseClient
 from press_cell.recipes.stations import CellLayout, StationsConfigError, load_layout
 from press_cell.srv import ResetFault
@@ -195,17 +193,6 @@ class EstopLatchedArm(ArmDriver):
     def stop(self) -> None:
         """Stop the wrapped arm."""
         self.inner.stop()
-
-
-def _describe(text: str, *, read_only: bool = False, floats: tuple | None = None,
-              ints: tuple | None = None) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
-    if floats is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(floats[0]), to_value=float(floats[1]), step=0.0)]
-    if ints is not None:
-        descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
-    return descriptor
 
 
 class ArmNode(LifecycleNode):

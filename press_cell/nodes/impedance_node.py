@@ -57,9 +57,6 @@ from pathlib import Path
 
 import numpy as np
 from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
     SetParametersResult,
 )
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -98,6 +95,7 @@ from press_cell.nodes import qos
 from press_cell.nodes.diagnostics import ERROR, OK, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.impedance_msgs import fit_to_msg, sample_to_msg, spectrum_to_msg
 from press_cell.nodes.node_runner import run_node
+from press_cell.nodes.parameter_descriptor import describe as _describe
 from press_cell.physics.cell_history import CellBuildHistory, CellHistoryError, step_kind
 from press_cell.physics.eis import log_frequency_grid_hz
 from press_cell.recipes import RecipeError, load_library, load_recipes
@@ -110,17 +108,6 @@ MAX_ELECTRODE_AREA_M2 = 1e-2            # 11 cm diameter: beyond any lab cell [e
 ELECTRODE_DIAMETER_M = 12.7e-3          # Doux et al. 2020 cells, the shipped rods
 LIVE_PHASES = (PressState.PHASE_RAMP, PressState.PHASE_HOLD, PressState.PHASE_RELEASE)
 R = MeasureImpedance.Result
-
-
-def _describe(text: str, *, read_only: bool = False, floats: tuple | None = None,
-              ints: tuple | None = None) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
-    if floats is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(floats[0]), to_value=float(floats[1]), step=0.0)]
-    if ints is not None:
-        descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
-    return descriptor
 
 
 def sweep_refusal(freq_max_hz: float, freq_min_hz: float, points_per_decade: int,

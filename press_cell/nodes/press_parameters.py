@@ -12,11 +12,7 @@ that would exceed a hardware rating or break a cross-field rule, with a reason.
 import math
 from dataclasses import dataclass
 
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-)
+from press_cell.nodes.parameter_descriptor import describe
 
 HARDWARE_KINDS = ("sim", "serial_ascii", "serial_modbus")
 
@@ -79,14 +75,10 @@ PRESS_PARAMETERS = {
 
 
 def _descriptor(name: str, default, description: str, bounds, read_only: bool):
-    desc = ParameterDescriptor(name=name, description=description, read_only=read_only)
-    if bounds is not None and isinstance(default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]),
-                                                        to_value=float(bounds[1]), step=0.0)]
-    elif bounds is not None and isinstance(default, int) and not isinstance(default, bool):
-        desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]),
-                                           step=1)]
-    return desc
+    is_int = isinstance(default, int) and not isinstance(default, bool)
+    return describe(description, read_only=read_only, name=name,
+                    floats=bounds if isinstance(default, float) else None,
+                    ints=bounds if is_int else None)
 
 
 def declare_press_parameters(node) -> None:
