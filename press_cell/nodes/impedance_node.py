@@ -609,6 +609,8 @@ class ImpedanceNode(LifecycleNode):
             if not (self._param("monitor_during_holds") and self._press_holds()):
                 r_series_ohm = math.nan
                 continue
+            # the stack pressure of the hold being measured, not of whatever follows it
+            stack_pressure_pa = self.stack_pressure_pa()
             if not self._device_lock.acquire(blocking=False):
                 continue                        # a sweep owns the instrument
             try:
@@ -628,7 +630,7 @@ class ImpedanceNode(LifecycleNode):
             self._counts["monitor_samples"] += 1
             self._monitor_pub.publish(sample_to_msg(
                 freq_hz, z_ohm, interface_resistance_from_point(z_ohm, r_series_ohm),
-                self.stack_pressure_pa(), self.get_clock().now().to_msg()))
+                stack_pressure_pa, self.get_clock().now().to_msg()))
 
     # ----------------------------------------------------------------- status, diagnostics
     def _publish_status(self, state: int, message: str, fault_code: int = 0,
