@@ -68,7 +68,8 @@ def start_process():
 # an arm retreat outlasts the 0.6 s test lease (see the closing note: a known race to fix).
 # Those cases get two reruns; a real regression still fails all three runs.
 REALTIME_MODULES = ("test_press_node_ros.py", "test_impedance_node_ros.py",
-                    "test_arm_node_safety.py")
+                    "test_arm_node_safety.py", "test_arm_node_placement.py",
+                    "test_coordinator_ros.py")
 
 
 def pytest_collection_modifyitems(config, items):
