@@ -176,9 +176,19 @@ class FrameDecoder:
             return frame
 
 
+def _command(command_id: int) -> CommandId:
+    """Return the CommandId of ``command_id``; raise ``DobotFrameError`` for an unknown id."""
+    try:
+        return CommandId(command_id)
+    except ValueError:
+        raise DobotFrameError(
+            f"command id {command_id!r} is not one press_cell speaks; known: "
+            f"{', '.join(f'{c.value} ({c.name})' for c in CommandId)}") from None
+
+
 def pack_params(command_id: CommandId, *values, reply: bool = False) -> bytes:
     """Pack ``values`` with the layout of ``command_id`` (request, or reply if ``reply``)."""
-    layout = PARAMS.get((CommandId(command_id), reply))
+    layout = PARAMS.get((_command(command_id), reply))
     if layout is None:
         raise DobotFrameError(f"no {'reply' if reply else 'request'} layout for {command_id!r}")
     try:
@@ -192,13 +202,15 @@ def unpack_params(command_id: CommandId, params: bytes, reply: bool = False,
     """Unpack the parameters of a frame strictly (exact length) into a tuple.
 
     The reply to a queued request always carries a uint64 queue index (``queued=True``).
+    An id outside ``CommandId`` raises ``DobotFrameError`` (found by test_fuzz_frames).
     """
+    command = _command(command_id)
     if reply and queued:
         layout = QUEUE_INDEX
     else:
-        layout = PARAMS.get((CommandId(command_id), reply), struct.Struct("<"))
+        layout = PARAMS.get((command, reply), struct.Struct("<"))
     if len(params) != layout.size:
         raise DobotFrameError(
-            f"{CommandId(command_id).name} {'reply' if reply else 'request'} needs "
+            f"{command.name} {'reply' if reply else 'request'} needs "
             f"{layout.size} parameter bytes, got {len(params)}")
     return layout.unpack(params)
