@@ -10,7 +10,7 @@ spectrum after every cycle. Then, each in a fresh subprocess so peak memory is i
 
 Prints messages/s, wall time and peak RSS of both, and the ratio (medians over ``--repeat``).
 
-    .venv/bin/python bench/bench_analysis.py --minutes 60
+    .venv/bin/python bench/bench_analysis.py --minutes 60 [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from result_format import add_json_argument, figure, write_result  # noqa: E402
 
 from press_cell.analysis.synthetic_run import CycleSpec, write_synthetic_run  # noqa: E402
 
@@ -100,19 +102,37 @@ def run_worker(kind: str, path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def figures(args, messages: int, base_s: float, ours_s: float, base_mb: float,
+            ours_mb: float) -> list:
+    """Return analysis throughput and peak memory against plain rosbags decoding."""
+    where = f"{args.minutes:g} min 500 Hz {args.storage} bag"
+    return [
+        figure("analysis_throughput", f"analysis (load + cycles + certificates), {where}",
+               messages / ours_s, "msg/s", baseline=messages / base_s,
+               baseline_name="rosbags Reader + deserialize_cdr of every message, same run",
+               good="ratio >= 1 (analysis faster than merely decoding the bag)"),
+        figure("analysis_peak_rss", f"analysis peak memory, {where}", ours_mb, "MB",
+               stat="peak", baseline=base_mb,
+               baseline_name="rosbags decoding peak RSS, same run",
+               good="< 1 GB for an hour of 500 Hz data"),
+    ]
+
+
 def main() -> None:
+    """Generate or reuse the bag, measure both readers, print (and write JSON when asked)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0,
                         help="recording length to generate (default 60 = 1.8 M PressState)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement")
+    add_json_argument(parser)
     parser.add_argument("--worker", choices=["baseline", "analysis"], help=argparse.SUPPRESS)
     parser.add_argument("--bag", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        figures = (worker_baseline if args.worker == "baseline" else worker_analysis)(args.bag)
-        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        print(json.dumps(figures))
+        measured = (worker_baseline if args.worker == "baseline" else worker_analysis)(args.bag)
+        measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps(measured))
         return
     path, gen_s = ensure_bag(args.minutes, args.storage)
     size_mb = sum(f.stat().st_size for f in path.iterdir()) / 1e6
@@ -132,6 +152,12 @@ def main() -> None:
     print(f"  of which load+decode {statistics.median(o['load_seconds'] for o in ours):.2f} s, "
           f"cycles+certificates {statistics.median(o['metrics_seconds'] for o in ours):.2f} s")
     print(f"speed ratio analysis/baseline: {base_s / ours_s:.2f}x (medians of {args.repeat})")
+    base_mb = max(b["peak_rss_mb"] for b in base)
+    ours_mb = max(o["peak_rss_mb"] for o in ours)
+    write_result(args.json, "bench_analysis",
+                 figures(args, messages, base_s, ours_s, base_mb, ours_mb),
+                 {"bag": str(path), "size_mb": size_mb, "generation_s": gen_s,
+                  "messages": messages, "baseline_runs": base, "analysis_runs": ours})
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ Usage: ``python bench/bench_lockstep.py [--repeats 5] [--hold 60] [--rates 500 1
 """
 
 import argparse
-import json
 import logging
 import statistics
 import time
+
+from result_format import add_json_argument, figure, write_result
 
 from press_cell.control.press_runtime import PressRuntime
 from press_cell.hardware.press_sim import SimulatedPress
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="hold duration, s")
     parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0],
                         help="loop rates, Hz")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_json_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     calib = statistics.median(run_calib() for _ in range(args.repeats))
@@ -142,10 +143,23 @@ def main() -> None:
         print(f"{rate:7.0f} {r['ticks']:6d} {r['loop_s']:8.3f} {r['with_certificate_s']:8.3f} "
               f"{r['us_per_tick']:8.1f} {r['bare_s']:7.3f} {r['bare_us_per_tick']:8.1f} "
               f"{r['cycle_over_bare']:10.2f} {r['cycle_over_calib']:11.2f}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(hold_s=args.hold, repeats=args.repeats, calib_s=calib,
-                           rates={str(k): v for k, v in rows.items()}), fh, indent=2)
+    write_result(args.json, "bench_lockstep", figures(rows, args),
+                 dict(hold_s=args.hold, repeats=args.repeats, calib_s=calib,
+                      rates={str(k): v for k, v in rows.items()}))
+
+
+def figures(rows: dict, args) -> list:
+    """Return the lockstep speed (simulated s per wall s) of each rate against the bare sim."""
+    out = []
+    for rate, r in rows.items():
+        sim_s = r["ticks"] / rate
+        out.append(figure(
+            f"lockstep_{rate:.0f}hz_speed",
+            f"lockstep Li 25 MPa cycle ({args.hold:g} s hold), {rate:.0f} Hz: speed",
+            sim_s / r["loop_s"], "x real time", baseline=sim_s / r["bare_s"],
+            baseline_name="bare simulator, same ticks, no controller",
+            good="> 20 x (a 60 s hold in < 3 s); ratio 1 = the loop costs nothing"))
+    return out
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import threading
 import time
 
 import numpy as np
+from result_format import add_json_argument, figure, write_result
 
 from press_cell.control.loop_runner import request_realtime
 from press_cell.control.press_runtime import PressRuntime
@@ -113,7 +114,7 @@ def main() -> None:
                         help="loop rates, Hz")
     parser.add_argument("--reader-hz", type=float, default=100.0,
                         help="rate of the busy snapshot reader in the '+reader' variant, Hz")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_json_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = []
@@ -139,9 +140,30 @@ def main() -> None:
             ratio = run["p99"] / bare["p99"] if bare["p99"] > 0 else math.inf
             print(f"{rate:.0f} Hz {variant}: p99 wake latency = {ratio:.2f} x bare loop; "
                   f"overruns {run['overruns']} of {run['cycles']} cycles")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    write_result(args.json, "bench_loop_timing", figures(rows, args), rows)
+
+
+def figures(rows: list, args) -> list:
+    """Return the named figures: wake latency and overruns of each loop against the bare loop."""
+    out = []
+    for rate in args.rates:
+        bare = next(r for r in rows if r["rate_hz"] == rate and r["loop"] == "bare")
+        period_ms = 1e3 / rate
+        for variant, label in (("runtime", "press runtime"),
+                               ("+reader", "press runtime + busy reader thread")):
+            run = next(r for r in rows if r["rate_hz"] == rate and r["loop"] == variant)
+            tag = f"loop_{rate:.0f}hz_{variant.strip('+')}"
+            out.append(figure(
+                f"{tag}_wake", f"{rate:.0f} Hz {label}: wake latency", 1e3 * run["p50"], "ms",
+                p99=1e3 * run["p99"], baseline=1e3 * bare["p50"], baseline_p99=1e3 * bare["p99"],
+                baseline_name="bare absolute-deadline loop, same run",
+                good=f"p99 ratio near 1 and p99 << period ({period_ms:g} ms)"))
+            out.append(figure(
+                f"{tag}_overruns", f"{rate:.0f} Hz {label}: overruns in {args.seconds:g} s",
+                run["overruns"], "cycles", stat="count", baseline=bare["overruns"],
+                baseline_name="bare loop overruns, same run",
+                good=f"0 of {run['cycles']} cycles"))
+    return out
 
 
 if __name__ == "__main__":

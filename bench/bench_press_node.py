@@ -1,24 +1,27 @@
 """Benchmark the press node across processes: action latencies and telemetry at 500 Hz.
 
 Starts a simulated press node (paced lockstep at 1x, loop 500 Hz, ``~/state`` at 500 Hz) in
-another process and measures, from this process:
+another process and measures, from this process (wall clock, median and p99):
 
-* goal accept -> first feedback (wall, cross-process), over ``--cycles`` goals;
-* cancel -> release: the cancel request until a ``~/state`` sample shows RELEASE (wall), and
-  the same in the loop's own time (cancel arrival -> release start, from the node's trace);
-* e-stop -> vent: the ~/estop call until a ``~/state`` sample shows VENTING (wall), and in loop
-  time from the trace;
+* goal sent -> accepted, and accepted -> first feedback, over ``--cycles`` goals;
+* cancel -> release: the cancel request until a ``~/state`` sample shows RELEASE, and the same
+  in the loop's own time (cancel arrival -> release start, from the node's result message);
+* e-stop -> vent: the ~/estop call until a ``~/state`` sample shows VENTING, and in loop time;
 * telemetry: ``~/state`` messages received over ``--seconds`` (rate, stamp gaps = loop samples
-  never seen, duplicates = the same loop sample twice), against a baseline measured in the same
-  run: a bare rclpy publisher process with the same message, QoS and timer rate.
+  never seen, duplicates = the same loop sample twice).
 
-Prints a table (median and p99) or ``--json``. Example::
+Baseline, measured in the same run after the press node has been stopped: a bare rclpy process
+(``--baseline-server``) with the same names, message types and QoS and no press behind them:
+a PressCycle action server that accepts at once, sends one feedback and, on cancel or e-stop,
+publishes RELEASE / VENTING on its ``~/state`` immediately; its ``~/state`` timer publishes at
+the same 500 Hz. The ratios say what the press node adds to plain rclpy across processes.
 
-    .venv/bin/python bench/bench_press_node.py --seconds 60 --cycles 20
+Prints a table; ``--json PATH`` writes the figures (bench/result_format.py). Example::
+
+    .venv/bin/python bench/bench_press_node.py --seconds 30 --cycles 20 --json out.json
 """
 
 import argparse
-import json
 import math
 import os
 import re
@@ -31,16 +34,20 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from result_format import add_json_argument, figure, write_result  # noqa: E402
+
 from press_cell.action import PressCycle  # noqa: E402
 from press_cell.msg import PressSegment, PressState  # noqa: E402
 from press_cell.nodes.press_client import PressClient  # noqa: E402
 from press_cell.nodes.qos import TELEMETRY  # noqa: E402
-from press_cell.srv import EmergencyStop  # noqa: E402
+from press_cell.srv import EmergencyStop, ResetFault  # noqa: E402
 
 STAMPS = re.compile(r"arrived at stamp ([0-9.]+) s, \w+ began at stamp ([0-9.]+) s")
 RATE_HZ = 500.0
@@ -53,23 +60,82 @@ def _env():
     return env
 
 
-def run_baseline_talker(topic: str, rate_hz: float) -> None:
-    """Publish PressState on ``topic`` at ``rate_hz`` with a plain rclpy timer (baseline)."""
-    rclpy.init()
-    node = rclpy.create_node("bench_baseline_talker")
-    pub = node.create_publisher(PressState, topic, TELEMETRY)
-    start = time.monotonic()
+class _BaselineState:
+    """The bare server's state: phase, e-stop flag and the ``~/state`` publisher."""
 
-    def publish():
-        msg = PressState()
-        stamp = time.monotonic() - start
+    def __init__(self, node) -> None:
+        """Create the publisher on ``node``."""
+        self.pub = node.create_publisher(PressState, "~/state", TELEMETRY)
+        self.phase = PressState.PHASE_IDLE
+        self.estopped = threading.Event()
+        self.start_s = time.monotonic()
+
+    def publish(self, phase=None) -> None:
+        """Publish one PressState now (switching to ``phase`` first when given)."""
+        if phase is not None:
+            self.phase = phase
+        msg = PressState(phase=self.phase)
+        stamp = time.monotonic() - self.start_s
         msg.header.stamp.sec = int(stamp)
         msg.header.stamp.nanosec = int((stamp % 1.0) * 1e9)
-        pub.publish(msg)
+        self.pub.publish(msg)
 
-    node.create_timer(1.0 / rate_hz, publish)
+
+def run_baseline_server(namespace: str, rate_hz: float) -> None:
+    """Serve a bare press_cycle action, ~/estop, ~/reset_fault and ~/state (the baseline)."""
+    rclpy.init()
+    # Telemetry on its own node and single-threaded executor (rclpy's multi-threaded executor
+    # runs a 500 Hz timer at ~400 Hz here); the action and services on a second node.
+    publisher = rclpy.create_node("press", namespace=namespace)
+    state = _BaselineState(publisher)
+    publisher.create_timer(1.0 / rate_hz, state.publish)
+    publisher_executor = SingleThreadedExecutor()
+    publisher_executor.add_node(publisher)
+    threading.Thread(target=publisher_executor.spin, daemon=True).start()
+    node = rclpy.create_node("press_services", namespace=namespace)
+    group = ReentrantCallbackGroup()
+
+    def execute(goal_handle):
+        state.publish(PressState.PHASE_HOLD)
+        goal_handle.publish_feedback(PressCycle.Feedback(phase=PressState.PHASE_HOLD))
+        while rclpy.ok():
+            if goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+                state.publish(PressState.PHASE_IDLE)
+                return PressCycle.Result(error_code=PressCycle.Result.CANCELED)
+            if state.estopped.is_set():
+                goal_handle.abort()
+                return PressCycle.Result(error_code=PressCycle.Result.ESTOP)
+            time.sleep(0.0005)
+        goal_handle.abort()
+        return PressCycle.Result(error_code=PressCycle.Result.NOT_ACTIVE)
+
+    def on_cancel(_request):
+        state.publish(PressState.PHASE_RELEASE)
+        return CancelResponse.ACCEPT
+
+    def on_estop(_request, response):
+        state.estopped.set()
+        state.publish(PressState.PHASE_VENTING)
+        response.success = True
+        return response
+
+    def on_reset(_request, response):
+        state.estopped.clear()
+        state.publish(PressState.PHASE_IDLE)
+        response.success = True
+        return response
+
+    ActionServer(node, PressCycle, f"{namespace}/press_cycle", execute_callback=execute,
+                 cancel_callback=on_cancel, callback_group=group)
+    node.create_service(EmergencyStop, f"{namespace}/press/estop", on_estop,
+                        callback_group=group)
+    node.create_service(ResetFault, f"{namespace}/press/reset_fault", on_reset,
+                        callback_group=group)
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
 
@@ -87,26 +153,15 @@ def _stamp_s(msg) -> float:
     return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
 
 
-class Bench:
-    """The client side: a press client, a ~/state recorder with arrival times."""
+class Target:
+    """One press-like server seen from this process: its client and its ~/state arrivals."""
 
-    def __init__(self, ns: str) -> None:
-        """Create the client node and spin it in a thread."""
-        self.node = rclpy.create_node("bench_press_client")
-        self.executor = MultiThreadedExecutor(num_threads=4)
-        self.executor.add_node(self.node)
-        self.client = PressClient(self.node, namespace=ns)
-        # Telemetry on its own node and single-threaded executor: rclpy's multi-threaded
-        # executor delivers only ~170 Hz of a 500 Hz stream here.
-        self.listener = rclpy.create_node("bench_press_listener")
-        self.listener_executor = SingleThreadedExecutor()
-        self.listener_executor.add_node(self.listener)
+    def __init__(self, node, listener, namespace: str) -> None:
+        """Create the client on ``node`` and the ~/state subscription on ``listener``."""
+        self.client = PressClient(node, namespace=namespace)
         self.states = deque(maxlen=1_000_000)
-        self.listener.create_subscription(PressState, f"{ns}/press/state", self._on_state,
-                                          TELEMETRY)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        threading.Thread(target=self.listener_executor.spin, daemon=True).start()
+        listener.create_subscription(PressState, f"{namespace}/press/state", self._on_state,
+                                     TELEMETRY)
 
     def _on_state(self, msg) -> None:
         self.states.append((time.monotonic(), msg))
@@ -121,9 +176,10 @@ class Bench:
             time.sleep(0.0005)
         return math.nan
 
-    def accept_to_feedback(self) -> float:
-        """Return goal accepted -> first feedback, s (runs and cancels one short goal)."""
+    def accept_and_feedback(self) -> tuple:
+        """Return (goal sent -> accepted, accepted -> first feedback), s; cancels the goal."""
         first, accepted = [], []
+        sent_s = time.monotonic()
         future = self.client.action.send_goal_async(
             _goal(30.0), feedback_callback=lambda m: first.append(time.monotonic()))
         future.add_done_callback(lambda f: accepted.append(time.monotonic()))
@@ -131,9 +187,11 @@ class Bench:
         while not (first and future.done()) and time.monotonic() < deadline:
             time.sleep(0.0002)
         handle = future.result()
-        self.client.cancel(handle)
-        self.client.wait_result(handle, 30.0)
-        return first[0] - accepted[0] if first and accepted else math.nan
+        if handle is not None and handle.accepted:
+            self.client.cancel(handle)
+            self.client.wait_result(handle, 30.0)
+        to_accept = accepted[0] - sent_s if accepted else math.nan
+        return to_accept, first[0] - accepted[0] if first and accepted else math.nan
 
     def cancel_latency(self) -> tuple:
         """Return (cancel sent -> RELEASE on ~/state, s wall; loop-time latency, s)."""
@@ -158,6 +216,23 @@ class Bench:
         self.client.reset_fault()
         return seen_s - sent_s, _loop_latency(result.error_msg)
 
+    def measure(self, seconds: float, cycles: int) -> dict:
+        """Record ~/state for ``seconds``, then run every latency ``cycles`` times."""
+        start = time.monotonic()
+        time.sleep(seconds)
+        window = [(a, m) for a, m in list(self.states) if start <= a < start + seconds]
+        report = {"telemetry": _telemetry(window, seconds, 1.0 / RATE_HZ)}
+        accepts = [self.accept_and_feedback() for _ in range(cycles)]
+        cancels = [self.cancel_latency() for _ in range(cycles)]
+        estops = [self.estop_latency() for _ in range(cycles)]
+        report["goal_sent_to_accepted"] = _stats(a[0] for a in accepts)
+        report["accept_to_first_feedback"] = _stats(a[1] for a in accepts)
+        report["cancel_to_release_seen_wall"] = _stats(c[0] for c in cancels)
+        report["cancel_to_release_loop_time"] = _stats(c[1] for c in cancels)
+        report["estop_to_vent_seen_wall"] = _stats(e[0] for e in estops)
+        report["estop_to_vent_loop_time"] = _stats(e[1] for e in estops)
+        return report
+
 
 def _loop_latency(error_msg: str) -> float:
     match = STAMPS.search(error_msg)
@@ -167,7 +242,8 @@ def _loop_latency(error_msg: str) -> float:
 def _telemetry(samples, seconds: float, period_s: float) -> dict:
     """Return rate, gaps and duplicates of ``(arrival, msg)`` samples."""
     if len(samples) < 2:
-        return {"received": len(samples), "rate_hz": 0.0}
+        return {"received": len(samples), "rate_hz": len(samples) / seconds,
+                "duplicates": 0, "loop_samples_missed": 0, "missed_fraction": math.nan}
     stamps = np.array([_stamp_s(m) for _, m in samples])
     steps = np.diff(stamps)
     duplicates = int(np.sum(steps == 0.0))
@@ -185,85 +261,130 @@ def _stats(values) -> dict:
             "p99_ms": 1e3 * float(np.percentile(arr, 99))}
 
 
-def _record(bench: Bench, seconds: float) -> list:
-    start = time.monotonic()
-    time.sleep(seconds)
-    return [(a, m) for a, m in list(bench.states) if start <= a < start + seconds]
+def _start(command: list) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+LATENCIES = (  # key, label, good
+    ("goal_sent_to_accepted", "goal sent -> accepted", "ratio <= 2 (validation is cheap)"),
+    ("accept_to_first_feedback", "goal accepted -> first feedback",
+     "<= one feedback period; ratio near 1"),
+    ("cancel_to_release_seen_wall", "cancel sent -> RELEASE seen on ~/state",
+     "< 10 ms; a few loop periods over the bare path"),
+    ("cancel_to_release_loop_time", "cancel arrival -> release start, loop time",
+     "<= 1 loop period (2 ms)"),
+    ("estop_to_vent_seen_wall", "e-stop sent -> VENTING seen on ~/state",
+     "< 10 ms; a few loop periods over the bare path"),
+    ("estop_to_vent_loop_time", "e-stop arrival -> vent, loop time", "<= 1 loop period (2 ms)"),
+)
+
+
+def figures(press: dict, base: dict, seconds: float) -> list:
+    """Return the named figures: each latency and the telemetry against the bare server."""
+    out = []
+    for key, label, good in LATENCIES:
+        row, ref = press[key], base.get(key, {})
+        loop_time = key.endswith("_loop_time")
+        out.append(figure(
+            f"press_node_{key}", f"press node across processes: {label}", row["median_ms"], "ms",
+            p99=row["p99_ms"], baseline=None if loop_time else ref.get("median_ms"),
+            baseline_p99=None if loop_time else ref.get("p99_ms"),
+            baseline_name="bare rclpy server process, same names and QoS, same run",
+            good=good))
+    tel, ref = press["telemetry"], base["telemetry"]
+    out.append(figure(
+        "press_node_telemetry_rate", f"~/state received across processes ({seconds:g} s)",
+        tel["rate_hz"], "Hz", stat="rate", baseline=ref["rate_hz"],
+        baseline_name="bare rclpy 500 Hz timer publisher, same run",
+        good=f"~{RATE_HZ:g} Hz; ratio near 1"))
+    out.append(figure(
+        "press_node_telemetry_missed", f"~/state loop samples missed ({seconds:g} s)",
+        100.0 * tel["missed_fraction"] if tel["missed_fraction"] is not None else None, "%",
+        stat="fraction", baseline=100.0 * ref["missed_fraction"],
+        baseline_name="bare rclpy 500 Hz timer publisher, same run",
+        good="< 1 %; no worse than the bare publisher"))
+    return out
+
+
+def _print_table(press: dict, base: dict, args) -> None:
+    print(f"press node across processes, loop and ~/state at {RATE_HZ:g} Hz, "
+          f"{args.cycles} repetitions, telemetry over {args.seconds:g} s; "
+          "baseline = bare rclpy server process")
+    print(f"{'latency':<30}{'n':>4}{'median ms':>11}{'p99 ms':>9}{'base med':>10}"
+          f"{'base p99':>10}")
+    for key, _, _ in LATENCIES:
+        row, ref = press[key], base.get(key, {"median_ms": math.nan, "p99_ms": math.nan})
+        print(f"{key:<30}{row['n']:>4}{row['median_ms']:>11.2f}{row['p99_ms']:>9.2f}"
+              f"{ref['median_ms']:>10.2f}{ref['p99_ms']:>10.2f}")
+    print(f"{'telemetry':<30}{'received':>9}{'rate Hz':>9}{'missed':>8}{'dup':>6}")
+    for label, row in (("press node", press["telemetry"]), ("bare publisher", base["telemetry"])):
+        print(f"{label:<30}{row['received']:>9}{row['rate_hz']:>9.1f}"
+              f"{row['loop_samples_missed']:>8}{row['duplicates']:>6}")
 
 
 def main(argv=None) -> int:
-    """Run the benchmark; print the table or JSON."""
+    """Run the benchmark; print the table (and write the JSON when asked)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="telemetry window, s")
+    parser.add_argument("--seconds", type=float, default=30.0, help="telemetry window, s")
     parser.add_argument("--cycles", type=int, default=20, help="repetitions per latency")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--baseline-talker", nargs=2, metavar=("TOPIC", "RATE"),
+    add_json_argument(parser)
+    parser.add_argument("--baseline-server", nargs=2, metavar=("NAMESPACE", "RATE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.baseline_talker:
-        run_baseline_talker(args.baseline_talker[0], float(args.baseline_talker[1]))
+    if args.baseline_server:
+        run_baseline_server(args.baseline_server[0], float(args.baseline_server[1]))
         return 0
     ns = f"/bench_{os.getpid()}"
-    node_proc = subprocess.Popen(
+    ns_base = f"{ns}_base"
+    node_proc = _start(
         [sys.executable, "-m", "press_cell.nodes.press_node", "--ros-args", "-r", f"__ns:={ns}",
          "--params-file", str(REPO / "config" / "press.yaml"), "-p", "autostart:=true",
-         "-p", "time_scale:=1.0", "-p", f"rate_hz:={RATE_HZ}", "-p", f"state_rate_hz:={RATE_HZ}"],
-        cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "-p", "time_scale:=1.0", "-p", f"rate_hz:={RATE_HZ}", "-p", f"state_rate_hz:={RATE_HZ}"])
+    base_proc = None
     rclpy.init()
-    report = {}
     try:
-        bench = Bench(ns)
-        bench.client.wait_for_server(30.0)
+        node = rclpy.create_node("bench_press_client")
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        # Telemetry on its own node and single-threaded executor: rclpy's multi-threaded
+        # executor delivers only ~170 Hz of a 500 Hz stream here.
+        listener = rclpy.create_node("bench_press_listener")
+        listener_executor = SingleThreadedExecutor()
+        listener_executor.add_node(listener)
+        press_target = Target(node, listener, ns)
+        base_target = Target(node, listener, ns_base)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        threading.Thread(target=listener_executor.spin, daemon=True).start()
+        press_target.client.wait_for_server(30.0)
         time.sleep(1.0)
-        report["telemetry_press_node"] = _telemetry(_record(bench, args.seconds), args.seconds,
-                                                    1.0 / RATE_HZ)
-        feedback = [bench.accept_to_feedback() for _ in range(args.cycles)]
-        cancels = [bench.cancel_latency() for _ in range(args.cycles)]
-        estops = [bench.estop_latency() for _ in range(args.cycles)]
-        report["accept_to_first_feedback"] = _stats(feedback)
-        report["cancel_to_release_seen_wall"] = _stats(c[0] for c in cancels)
-        report["cancel_to_release_loop_time"] = _stats(c[1] for c in cancels)
-        report["estop_to_vent_seen_wall"] = _stats(e[0] for e in estops)
-        report["estop_to_vent_loop_time"] = _stats(e[1] for e in estops)
-        talker = subprocess.Popen([sys.executable, __file__, "--baseline-talker",
-                                   f"{ns}/baseline", str(RATE_HZ)], cwd=REPO, env=_env(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        baseline = deque(maxlen=1_000_000)
-        bench.listener.create_subscription(PressState, f"{ns}/baseline",
-                                       lambda m: baseline.append((time.monotonic(), m)),
-                                       TELEMETRY)
-        time.sleep(3.0)
-        start = time.monotonic()
-        time.sleep(args.seconds)
-        window = [(a, m) for a, m in list(baseline) if start <= a < start + args.seconds]
-        report["telemetry_baseline_talker"] = _telemetry(window, args.seconds, 1.0 / RATE_HZ)
-        talker.send_signal(2)
-        talker.wait(timeout=10)
-        bench.executor.shutdown(timeout_sec=2.0)
-        bench.listener_executor.shutdown(timeout_sec=2.0)
+        press = press_target.measure(args.seconds, args.cycles)
+        _stop(node_proc)
+        base_proc = _start([sys.executable, __file__, "--baseline-server", ns_base,
+                            str(RATE_HZ)])
+        base_target.client.wait_for_server(30.0)
+        time.sleep(1.0)
+        base = base_target.measure(args.seconds, args.cycles)
+        executor.shutdown(timeout_sec=2.0)
+        listener_executor.shutdown(timeout_sec=2.0)
     finally:
-        node_proc.send_signal(2)
-        try:
-            node_proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        for proc in (node_proc, base_proc):
+            if proc is not None and proc.poll() is None:
+                _stop(proc)
         rclpy.try_shutdown()
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"press node across processes, loop and ~/state at {RATE_HZ:g} Hz, "
-          f"{args.cycles} repetitions, telemetry over {args.seconds:g} s")
-    print(f"{'latency':<34}{'n':>4}{'median ms':>12}{'p99 ms':>10}")
-    for key in ("accept_to_first_feedback", "cancel_to_release_seen_wall",
-                "cancel_to_release_loop_time", "estop_to_vent_seen_wall",
-                "estop_to_vent_loop_time"):
-        row = report[key]
-        print(f"{key:<34}{row['n']:>4}{row['median_ms']:>12.2f}{row['p99_ms']:>10.2f}")
-    print(f"{'telemetry':<34}{'received':>9}{'rate Hz':>9}{'missed':>8}{'dup':>6}")
-    for key in ("telemetry_press_node", "telemetry_baseline_talker"):
-        row = report[key]
-        print(f"{key:<34}{row['received']:>9}{row['rate_hz']:>9.1f}"
-              f"{row.get('loop_samples_missed', 0):>8}{row.get('duplicates', 0):>6}")
+    _print_table(press, base, args)
+    write_result(args.json, "bench_press_node", figures(press, base, args.seconds),
+                 {"rate_hz": RATE_HZ, "seconds": args.seconds, "cycles": args.cycles,
+                  "press_node": press, "baseline_server": base})
     return 0
 
 

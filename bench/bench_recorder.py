@@ -7,11 +7,10 @@ with the same QoS that only counts) listen. Printed per rate: messages sent, rec
 baseline, written to the bag by the recorder (read back from the bag), and the recorder's CPU
 time per message. Baseline and recorder run in the same round, so machine load affects both.
 
-    .venv/bin/python bench/bench_recorder.py --rates 500 2000 5000 --seconds 3
+    .venv/bin/python bench/bench_recorder.py --rates 500 2000 5000 --seconds 3 [--json PATH]
 """
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -23,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from result_format import add_json_argument, figure, write_result  # noqa: E402
 
 from press_cell.analysis.bag_reader import open_bag  # noqa: E402
 
@@ -109,27 +110,43 @@ def one_rate(rate, seconds, out_dir, env):
             "recorder_cpu_us_per_msg": 1e6 * cpu_used / written if written else float("nan")}
 
 
+def figures(rows: list, seconds: float) -> list:
+    """Return per rate the messages the recorder kept against the bare subscriber, and CPU."""
+    out = []
+    for r in rows:
+        out.append(figure(
+            f"recorder_{r['rate_hz']}hz_kept", f"recorder at {r['rate_hz']} Hz: messages in bag"
+            f" ({seconds:g} s)", r["recorder_written"], "msgs", stat="count",
+            baseline=r["baseline_received"],
+            baseline_name="bare rclpy raw subscriber (counts only), same round",
+            good="ratio >= 0.99 (the recorder keeps what a bare subscriber gets)"))
+    top = rows[-1]
+    out.append(figure(
+        f"recorder_{top['rate_hz']}hz_cpu", f"recorder CPU per message at {top['rate_hz']} Hz",
+        top["recorder_cpu_us_per_msg"], "us/msg", stat="mean",
+        good="< 200 us (a 500 Hz stream costs < 10 % of a core)"))
+    return out
+
+
 def main():
-    """Run the benchmark and print a table (or JSON)."""
+    """Run the benchmark and print a table (and write the JSON when asked)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[500, 2000, 5000])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--json", action="store_true")
+    add_json_argument(parser)
     args = parser.parse_args()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     with tempfile.TemporaryDirectory() as out_dir:
         rows = [one_rate(rate, args.seconds, out_dir, env) for rate in args.rates]
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return
     print(f"{'rate Hz':>8} {'sent':>7} {'baseline':>9} {'recorder':>9} {'rec/base':>9} "
           f"{'rec CPU us/msg':>15}")
     for r in rows:
         print(f"{r['rate_hz']:>8} {r['sent']:>7} {r['baseline_received']:>9} "
               f"{r['recorder_written']:>9} {r['recorder_vs_baseline']:>9.3f} "
               f"{r['recorder_cpu_us_per_msg']:>15.1f}")
+    write_result(args.json, "bench_recorder", figures(rows, args.seconds), rows)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ Usage: ``python bench/bench_tracking.py [--rate 1000] [--hold 60] [--json PATH]`
 """
 
 import argparse
-import json
 import logging
 import math
 import time
+
+from result_format import add_json_argument, figure, write_result
 
 from press_cell.control.press_runtime import PressRuntime
 from press_cell.hardware.press_sim import SimulatedPress
@@ -76,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0, help="loop rate, Hz")
     parser.add_argument("--hold", type=float, default=60.0, help="hold duration, s")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_json_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = {}
@@ -94,10 +95,24 @@ def main() -> None:
               f"{r['x_real_time']:6.1f}")
     print(f"bare simulator (read + command, no control) at {args.rate:.0f} Hz: "
           f"{bare:.1f} x real time")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(rate_hz=args.rate, hold_s=args.hold, cases=rows,
-                           bare_sim_x_real_time=bare), fh, indent=2)
+    write_result(args.json, "bench_tracking", figures(rows, args),
+                 dict(rate_hz=args.rate, hold_s=args.hold, cases=rows,
+                      bare_sim_x_real_time=bare))
+
+
+def figures(rows: dict, args) -> list:
+    """Return overshoot, time in band and ramp-rate error of each case (no baseline exists)."""
+    out = []
+    for name, r in rows.items():
+        tag = "tracking_" + "_".join(name.lower().split())
+        where = f"{name}, {args.rate:.0f} Hz, {args.hold:g} s hold"
+        out.append(figure(f"{tag}_overshoot", f"{where}: overshoot", r["overshoot_pct"], "%",
+                          stat="value", good="< 0.5 % (the hold band)"))
+        out.append(figure(f"{tag}_in_band", f"{where}: hold time in +-0.5 % band",
+                          r["in_band_pct"], "%", stat="value", good=">= 99 %"))
+        out.append(figure(f"{tag}_ramp_error", f"{where}: ramp-rate error",
+                          r["ramp_error_pct"], "%", stat="value", good="|error| < 2 %"))
+    return out
 
 
 if __name__ == "__main__":
