@@ -7,6 +7,7 @@ another process and measures, from this process (wall clock, median and p99):
 * cancel -> release: the cancel request until a ``~/state`` sample shows RELEASE, and the same
   in the loop's own time (cancel arrival -> release start, from the node's result message);
 * e-stop -> vent: the ~/estop call until a ``~/state`` sample shows VENTING, and in loop time;
+  and the same through the cell-wide ``estop`` topic (std_msgs/Empty);
 * telemetry: ``~/state`` messages received over ``--seconds`` (rate, stamp gaps = loop samples
   never seen, duplicates = the same loop sample twice).
 
@@ -37,6 +38,7 @@ import rclpy
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from std_msgs.msg import Empty
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -46,7 +48,7 @@ from result_format import add_json_argument, figure, write_result  # noqa: E402
 from press_cell.action import PressCycle  # noqa: E402
 from press_cell.msg import PressSegment, PressState  # noqa: E402
 from press_cell.nodes.press_client import PressClient  # noqa: E402
-from press_cell.nodes.qos import TELEMETRY  # noqa: E402
+from press_cell.nodes.qos import COMMAND, TELEMETRY  # noqa: E402
 from press_cell.srv import EmergencyStop, ResetFault  # noqa: E402
 
 STAMPS = re.compile(r"arrived at stamp ([0-9.]+) s, \w+ began at stamp ([0-9.]+) s")
@@ -120,6 +122,10 @@ def run_baseline_server(namespace: str, rate_hz: float) -> None:
         response.success = True
         return response
 
+    def on_estop_topic(_msg):
+        state.estopped.set()
+        state.publish(PressState.PHASE_VENTING)
+
     def on_reset(_request, response):
         state.estopped.clear()
         state.publish(PressState.PHASE_IDLE)
@@ -132,6 +138,8 @@ def run_baseline_server(namespace: str, rate_hz: float) -> None:
                         callback_group=group)
     node.create_service(ResetFault, f"{namespace}/press/reset_fault", on_reset,
                         callback_group=group)
+    node.create_subscription(Empty, f"{namespace}/estop", on_estop_topic, COMMAND,
+                             callback_group=group)
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
@@ -159,6 +167,7 @@ class Target:
     def __init__(self, node, listener, namespace: str) -> None:
         """Create the client on ``node`` and the ~/state subscription on ``listener``."""
         self.client = PressClient(node, namespace=namespace)
+        self.estop_topic = node.create_publisher(Empty, f"{namespace}/estop", COMMAND)
         self.states = deque(maxlen=1_000_000)
         listener.create_subscription(PressState, f"{namespace}/press/state", self._on_state,
                                      TELEMETRY)
@@ -216,6 +225,17 @@ class Target:
         self.client.reset_fault()
         return seen_s - sent_s, _loop_latency(result.error_msg)
 
+    def estop_topic_latency(self) -> float:
+        """Return e-stop published on the cell's ``estop`` topic -> VENTING on ~/state, s."""
+        handle = self.client.send_goal(_goal(30.0))
+        self.wait_state(PressState.PHASE_HOLD, time.monotonic())
+        sent_s = time.monotonic()
+        self.estop_topic.publish(Empty())
+        seen_s = self.wait_state(PressState.PHASE_VENTING, sent_s)
+        self.client.wait_result(handle, 30.0)
+        self.client.reset_fault()
+        return seen_s - sent_s
+
     def measure(self, seconds: float, cycles: int) -> dict:
         """Record ~/state for ``seconds``, then run every latency ``cycles`` times."""
         start = time.monotonic()
@@ -225,12 +245,14 @@ class Target:
         accepts = [self.accept_and_feedback() for _ in range(cycles)]
         cancels = [self.cancel_latency() for _ in range(cycles)]
         estops = [self.estop_latency() for _ in range(cycles)]
+        topic_estops = [self.estop_topic_latency() for _ in range(cycles)]
         report["goal_sent_to_accepted"] = _stats(a[0] for a in accepts)
         report["accept_to_first_feedback"] = _stats(a[1] for a in accepts)
         report["cancel_to_release_seen_wall"] = _stats(c[0] for c in cancels)
         report["cancel_to_release_loop_time"] = _stats(c[1] for c in cancels)
         report["estop_to_vent_seen_wall"] = _stats(e[0] for e in estops)
         report["estop_to_vent_loop_time"] = _stats(e[1] for e in estops)
+        report["estop_topic_to_vent_seen_wall"] = _stats(topic_estops)
         return report
 
 
@@ -286,6 +308,8 @@ LATENCIES = (  # key, label, good
     ("estop_to_vent_seen_wall", "e-stop sent -> VENTING seen on ~/state",
      "< 10 ms; a few loop periods over the bare path"),
     ("estop_to_vent_loop_time", "e-stop arrival -> vent, loop time", "<= 1 loop period (2 ms)"),
+    ("estop_topic_to_vent_seen_wall", "e-stop on cell topic -> VENTING seen on ~/state",
+     "< 10 ms; a few loop periods over the bare path"),
 )
 
 
@@ -320,15 +344,15 @@ def _print_table(press: dict, base: dict, args) -> None:
     print(f"press node across processes, loop and ~/state at {RATE_HZ:g} Hz, "
           f"{args.cycles} repetitions, telemetry over {args.seconds:g} s; "
           "baseline = bare rclpy server process")
-    print(f"{'latency':<30}{'n':>4}{'median ms':>11}{'p99 ms':>9}{'base med':>10}"
+    print(f"{'latency':<31}{'n':>4}{'median ms':>11}{'p99 ms':>9}{'base med':>10}"
           f"{'base p99':>10}")
     for key, _, _ in LATENCIES:
         row, ref = press[key], base.get(key, {"median_ms": math.nan, "p99_ms": math.nan})
-        print(f"{key:<30}{row['n']:>4}{row['median_ms']:>11.2f}{row['p99_ms']:>9.2f}"
+        print(f"{key:<31}{row['n']:>4}{row['median_ms']:>11.2f}{row['p99_ms']:>9.2f}"
               f"{ref['median_ms']:>10.2f}{ref['p99_ms']:>10.2f}")
-    print(f"{'telemetry':<30}{'received':>9}{'rate Hz':>9}{'missed':>8}{'dup':>6}")
+    print(f"{'telemetry':<31}{'received':>9}{'rate Hz':>9}{'missed':>8}{'dup':>6}")
     for label, row in (("press node", press["telemetry"]), ("bare publisher", base["telemetry"])):
-        print(f"{label:<30}{row['received']:>9}{row['rate_hz']:>9.1f}"
+        print(f"{label:<31}{row['received']:>9}{row['rate_hz']:>9.1f}"
               f"{row['loop_samples_missed']:>8}{row['duplicates']:>6}")
 
 

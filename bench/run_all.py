@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def machine_info() -> dict:
     return {"cores": os.cpu_count(), "cpu_model": cpu_model(),
             "python": platform.python_version(), "implementation": platform.python_implementation(),
             "os": f"{platform.system()} {platform.release()}", "machine": platform.machine(),
-            "hostname": platform.node(), "commit": git_commit()}
+            "hostname": platform.node(), "commit": git_commit(),
+            "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", ""),
+            "rmw": os.environ.get("RMW_IMPLEMENTATION", "")}
 
 
 class LoadSampler:
@@ -251,6 +254,10 @@ def main(argv=None) -> int:
             parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # The ROS benchmarks talk across processes: keep their DDS traffic on this host and, unless
+    # told otherwise, off the default domain a lab cell may be using.
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randrange(100, 200)))
     date_utc = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sampler = LoadSampler().start()
     benchmarks = {}
