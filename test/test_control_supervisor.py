@@ -166,6 +166,21 @@ def test_tracking_fault_releases_under_control_and_leak_is_a_device_fault():
     assert fault.kind is FaultKind.DEVICE_FAULT and "leak" in fault.message
 
 
+def test_hold_pressure_falling_a_band_while_pumping_is_a_leak_not_a_tracking_fault():
+    # Peak 250 MPa: band 12.5 MPa = 1250 N on 1 cm^2. A hold at 20 kN loses 2 kN over 0.2 s
+    # (a leak the pump cannot make up) while the valve pumps a little: DEVICE_FAULT at once.
+    sup = make()
+    hold = [20e3] * 200 + list(np.linspace(20e3, 18e3, 200))
+    fault = feed(sup, hold, in_hold=True, demand=0.05, setpoint_pa=200e6)
+    assert fault is not None and fault.kind is FaultKind.DEVICE_FAULT, fault
+    assert "leak" in fault.message and fault.release is ReleaseMode.VENT
+    # The same fall while the valve releases (demand < 0) is no leak; neither is a hold still
+    # catching up (rising) with the pump wide open.
+    assert feed(make(), hold, in_hold=True, demand=-0.2, setpoint_pa=200e6) is None
+    rising = list(np.linspace(19e3, 20e3, 400))      # 25 MPa/s, under the rate limit
+    assert feed(make(), rising, in_hold=True, demand=0.9, setpoint_pa=200e6) is None
+
+
 def test_faults_latch_until_reset_and_estop_overrides():
     sup = make()
     first = sup.check(sample(0.0, math.nan))

@@ -19,7 +19,11 @@ Checks (DESIGN.md section 5), in the order they are evaluated each cycle:
   pressurised or a cycle is running;
 * ``TRACKING_FAULT``: |setpoint - pressure| above the tracking band for ``tracking_time_s``;
   a hold that keeps pumping above ``leak_demand_limit`` of full demand for ``leak_time_s``
-  without gaining pressure (a big leak, or a dead pump) is a ``DEVICE_FAULT``.
+  without gaining pressure (a big leak, or a dead pump) is a ``DEVICE_FAULT``, and so is a hold
+  whose pressure stays more than the tracking band below its highest value for
+  ``leak_fall_time_s`` while the valve pumps (a leak that outruns the pump; found by the fault
+  suite: the pump's slow gain kept the first rule from tripping, so such a leak was only named
+  a tracking fault, and released under control, 2 s later).
 
 Fault response (who releases how, ``Fault.release``): VENT (dump valve, fastest unload) for
 e-stop, overpressure, rate limit, sensor fault (a controlled release needs a sensor we no longer
@@ -123,13 +127,17 @@ class SafetyLimits:
     tracking_time_s: float = 2.0            # out of the tracking band this long -> fault, s [est]
     leak_demand_limit: float = 0.3          # pumping demand in a hold above this -> leak [est]
     leak_time_s: float = 0.5                # leak demand sustained this long -> fault, s [est]
+    leak_fall_time_s: float = 0.05          # a hold a band below its peak this long while
+    #                                         pumping -> leak, s [est: 10 noise time constants
+    #                                         would be 0.5 s; a noise burst trips the noise
+    #                                         detector within ~0.02 s, so 0.05 s keeps it first]
     headroom_fraction: float = 0.01         # targets must stay this far below the limit, 1 [est]
 
     def __post_init__(self) -> None:
         """Validate limits and fill the load-cell full scale."""
         for name in ("press_capacity_n", "max_rate_pa_s", "rate_window_s", "rate_debounce_s",
                      "watchdog_s", "stuck_time_s", "stuck_hold_time_s", "tracking_time_s",
-                     "leak_time_s", "noise_time_s"):
+                     "leak_time_s", "leak_fall_time_s", "noise_time_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise LimitsError(f"{name}={value!r} must be a finite number > 0")
@@ -198,6 +206,8 @@ class SafetySupervisor:
         self._track_since_s = math.nan
         self._leak_since_s = math.nan
         self._leak_start_pa = math.nan
+        self._hold_max_pa = math.nan
+        self._fall_since_s = math.nan
         self._last_now_s = math.nan
         self._rate_since_s = math.nan
 
@@ -212,6 +222,8 @@ class SafetySupervisor:
                                     self.limits.tracking_fraction * peak_target_pa)
         self._track_since_s = math.nan
         self._leak_since_s = math.nan
+        self._hold_max_pa = math.nan
+        self._fall_since_s = math.nan
 
     def estop(self, reason: str, now_s: float) -> Fault:
         """Latch an e-stop (loop-safe); an e-stop replaces any other latched fault."""
@@ -351,6 +363,26 @@ class SafetySupervisor:
                                  s.now_s)
         else:
             self._track_since_s = math.nan
+        # A leak that outruns the pump: in a hold the pressure falls a tracking band below the
+        # highest pressure of the hold while the valve pumps. (A hold still catching up after a
+        # ramp pumps too, but never falls; nor does a healthy hold by a whole band.)
+        if s.active and s.in_hold and _isfinite(s.pressure_pa):
+            if not s.pressure_pa <= self._hold_max_pa:     # also when the max is NaN
+                self._hold_max_pa = s.pressure_pa
+            if not (s.demand > 0.0 and
+                    s.pressure_pa < self._hold_max_pa - self.tracking_band_pa):
+                self._fall_since_s = math.nan
+            elif not _isfinite(self._fall_since_s):
+                self._fall_since_s = s.now_s
+            elif s.now_s - self._fall_since_s >= lim.leak_fall_time_s:
+                return self.trip(FaultKind.DEVICE_FAULT,
+                                 f"hydraulic leak: pressure fell from "
+                                 f"{self._hold_max_pa / 1e6:.2f} to {s.pressure_pa / 1e6:.2f} "
+                                 f"MPa in a hold while the valve pumped (demand "
+                                 f"{s.demand:+.3f})", s.now_s)
+        elif not s.in_hold:
+            self._hold_max_pa = math.nan
+            self._fall_since_s = math.nan
         # A leak shows as heavy pumping in a hold while the pressure does not rise; a hold still
         # catching up after a ramp the pump could not follow pumps hard too, but gains.
         if s.active and s.in_hold and s.demand > lim.leak_demand_limit:

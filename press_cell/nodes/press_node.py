@@ -100,6 +100,7 @@ from press_cell.nodes.press_parameters import (
     declare_press_parameters,
     read_press_settings,
 )
+from press_cell.nodes.press_sim_fault import SimFaultError, parse_sim_fault
 from press_cell.nodes.qos import COMMAND, LATCHED, RECORD, TELEMETRY
 from press_cell.nodes.sample_streamer import SampleStreamer
 from press_cell.nodes.zone_lease import ZoneLeaseBook
@@ -192,6 +193,7 @@ class PressNode(LifecycleNode):
             callback_group=self._cb_action,
             result_timeout=int(self.get_parameter("result_timeout_s").value))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
         self._publish_status(force=True)
         if self.get_parameter("autostart").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -419,12 +421,47 @@ class PressNode(LifecycleNode):
         if reason:
             self.get_logger().warning(f"parameter change refused: {reason}")
             return SetParametersResult(successful=False, reason=reason)
+        fault_text = changes.get("sim_fault", "")
+        if fault_text:
+            reason = self._sim_fault_refusal(fault_text)
+            if reason:
+                self.get_logger().warning(f"parameter change refused: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
         if "max_lease_s" in changes:
             self._leases.max_lease_s = float(changes["max_lease_s"])
         streamer = self._streamer
         if "state_rate_hz" in changes and streamer is not None:
             streamer.set_rate(float(changes["state_rate_hz"]))
         return SetParametersResult(successful=True)
+
+    def _sim_fault_refusal(self, text: str) -> str:
+        """Return why ``sim_fault`` = ``text`` cannot be injected now, or "" if it can."""
+        if self.get_parameter("hardware").value != "sim":
+            return ("sim_fault only works with hardware: sim; inject faults into a serial "
+                    "press emulator through its control channel instead")
+        try:
+            parse_sim_fault(text)
+        except SimFaultError as exc:
+            return str(exc)
+        hw = self._hw
+        if hw is None or not hw.owns_driver or hw.kind != "sim":
+            return "sim_fault needs a configured node with its own simulated press"
+        return ""
+
+    def _on_parameters_set(self, params) -> None:
+        """Inject an accepted ``sim_fault`` into the simulated press (post-set callback)."""
+        for param in params:
+            if param.name != "sim_fault" or not param.value:
+                continue
+            hw = self._hw
+            if hw is None or hw.kind != "sim":
+                continue
+            fault = parse_sim_fault(param.value)
+            if fault.kind == "clear":
+                hw.driver.clear_faults()
+            else:
+                hw.driver.inject_fault(fault.kind, fault.duration_s, **fault.params)
+            self.get_logger().warning(f"simulated press fault injected: {param.value}")
 
     # ------------------------------------------------------------------ action
     def _goal_limits(self) -> GoalLimits:
@@ -697,11 +734,15 @@ class PressNode(LifecycleNode):
                           max_rate_pa_s=limits.max_rate_pa_s,
                           force_full_scale_n=limits.force_full_scale_n)
         state, code, message = self._status_fields()
+        # The latched fault by its PressCycle error-code name, as the action result names it.
+        values.update(fault=CODE_NAMES.get(code, "") if code else "", fault_code=code)
         level, text = diag.OK, message
         if not connected or state in (DeviceStatus.STATE_FAULT, DeviceStatus.STATE_ESTOP,
                                       DeviceStatus.STATE_DISCONNECTED):
             level = diag.ERROR
             text = message if connected else "press link is down"
+            if code:
+                text = f"{CODE_NAMES.get(code, code)}: {text}"
         elif timing.overruns > self._last_overruns:
             level = diag.WARN
             text = f"control loop missed {timing.overruns - self._last_overruns} deadlines"
@@ -759,6 +800,9 @@ class PressNode(LifecycleNode):
                     raise PressError("the aborted cycle is still being released; retry")
                 note = self._reconnect(runtime) + "; "
             cleared = runtime.reset_fault()
+            # A reconnect restarts the loop with a fresh supervisor: the fault latched before
+            # (DISCONNECTED) is gone by then, and is what this reset cleared.
+            cleared = cleared or bool(note and name)
         except (PressError, TimeoutError) as exc:
             response.success, response.message = False, str(exc)
             self._publish_status(force=True)

@@ -71,6 +71,10 @@ PRESS_PARAMETERS = {
                            (1.0, 10000.0), False),
     "sim_foil_thickness_um": (100.0, "sim: foil thickness of a foil goal, um", (5.0, 2000.0),
                               False),
+    "sim_fault": ("", "sim only, applied when set at runtime: inject one simulated press "
+                  "fault: sensor_stuck | sensor_nan | sensor_noise_burst[:rms_n] | "
+                  "leak[:tau_s] | relief_trip[:force_n] | comms_stall[:duration_s] | clear",
+                  None, False),
 }
 
 
