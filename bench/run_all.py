@@ -181,12 +181,12 @@ def summary_rows(benchmarks: dict, selected) -> list:
             rows.append({"benchmark": name,
                          "cells": (EXPECTED[name], "", "not yet run", "", "", "", "", why)})
             continue
-        if not outcome["figures"]:
+        if outcome["exit_code"] or not outcome["figures"]:
             why = (f"failed (exit {outcome['exit_code']})" if outcome["exit_code"]
                    else "ran, but wrote no --json figures")
-            rows.append({"benchmark": name, "cells": (EXPECTED.get(name, name), "",
-                                                      "no figures", "", "", "", "", why)})
-            continue
+            status = "failed" if outcome["exit_code"] else "no figures"
+            rows.append({"benchmark": name, "cells": (EXPECTED.get(name, name), "", status,
+                                                      "", "", "", "", why)})
         for f in outcome["figures"]:
             baseline = _pair(f.get("baseline"), f.get("baseline_p99"))
             ratio = _pair(f.get("ratio"), f.get("ratio_p99"))
