@@ -52,7 +52,16 @@ def compose_file(path, log: ProblemLog):
 
 def compose_text(text: str, file: str, log: ProblemLog):
     """Parse YAML ``text`` labelled ``file`` (used in every mark); same return as compose_file."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # the reader checks the characters while it is built: a control character (ESC, NUL..)
+        # raises here, before parsing (found by test_fuzz_goals)
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        log.add(SourceMark(file, line), "<syntax>",
+                f"not valid YAML: character #x{exc.character:04x} is not allowed (YAML text is "
+                "printable Unicode, tabs and line breaks only)")
+        return None, file
     loader.name = file              # marks carry this name, so merged nodes keep their source
     try:
         root = loader.get_single_node()
