@@ -7,10 +7,11 @@ after another through the coordinator's ``assemble_cell`` action. The press hold
 shortened and the EIS sweep starts at 10 Hz through the goal's ``overrides_yaml`` (the same
 path a lab uses), so one assembly takes a few seconds of wall time; every step still runs.
 
-The shipped anode rack holds 4 rods (2 Li cells); between cells the arm node is taken through
-deactivate -> cleanup -> configure -> activate, which rebuilds its simulated arm with every
-tray and rack slot filled again (what a lab operator's refill does), and the coordinator's
-refill service is called when it exists. The lifecycle churn is part of what is soaked.
+The shipped anode rack holds 4 rods (2 Li cells), so the trays are refilled after every cell
+(``Refiller``): through the coordinator's ``~/refill_trays`` and the simulated arm's
+``~/sim_refill`` services, or, on a cell without them, by taking the arm node through
+deactivate -> cleanup -> configure -> activate (its simulated arm is rebuilt with every slot
+filled). The refills are part of what is soaked.
 
 After every assembly the process's threads (``/proc/self/task``: Python and DDS threads),
 open file descriptors (``/proc/self/fd``) and resident memory (``VmRSS``) are sampled. The
@@ -105,6 +106,7 @@ class SoakReport:
     failures: list = field(default_factory=list)     # (cell index, error text)
     slopes_per_100: dict = field(default_factory=dict)
     violations: list = field(default_factory=list)
+    refill: str = ""                                   # how the trays were refilled
 
     @property
     def ok(self) -> bool:
@@ -159,34 +161,55 @@ def check_bounds(report: SoakReport) -> list:
     return violations
 
 
-def _call_refill_service(node, namespace: str) -> None:
-    """Call the coordinator's tray refill service when the coordinator offers one."""
-    names = dict(node.get_service_names_and_types())
-    for name, types in names.items():
-        if name.startswith(f"{namespace}/coordinator/") and "refill" in name:
-            module, _, type_name = types[0].replace("/srv/", "/").partition("/")
-            srv_type = getattr(__import__(f"{module}.srv", fromlist=[type_name]), type_name)
-            client = node.create_client(srv_type, name)
-            try:
-                if client.wait_for_service(timeout_sec=5.0):
-                    future = client.call_async(srv_type.Request())
-                    deadline = time.monotonic() + 10.0
-                    while not future.done() and time.monotonic() < deadline:
-                        time.sleep(0.01)
-            finally:
+class Refiller:
+    """Fill every tray and rack slot again between assemblies.
+
+    With the tray inventory (``~/refill_trays`` on the coordinator, ``~/sim_refill`` on the
+    simulated arm) both services are called; an arm without ``~/sim_refill`` is taken through
+    deactivate -> cleanup -> configure -> activate instead, which rebuilds its simulated arm
+    with every slot filled.
+    """
+
+    SERVICES = ("arm/sim_refill", "coordinator/refill_trays")
+
+    def __init__(self, bringup, node, namespace: str = "") -> None:
+        """Find the refill services of the cell (waits up to 3 s for each)."""
+        self.bringup = bringup
+        self.node = node
+        self.clients = {}
+        try:
+            from press_cell.nodes.refill_service import RefillTrays
+        except ImportError:         # a cell without the tray inventory
+            return
+        for name in self.SERVICES:
+            client = node.create_client(RefillTrays, f"{namespace}/{name}")
+            if client.wait_for_service(timeout_sec=3.0):
+                self.clients[name] = (client, RefillTrays)
+            else:
                 node.destroy_client(client)
 
+    def refill(self) -> None:
+        """Refill the arm's simulated slots and the coordinator's inventory."""
+        if "arm/sim_refill" not in self.clients:
+            self._reconfigure_arm()
+        for name, (client, srv_type) in self.clients.items():
+            future = client.call_async(srv_type.Request())
+            deadline = time.monotonic() + 10.0
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            response = future.result() if future.done() else None
+            if response is None or not response.success:
+                raise RuntimeError(f"{name} failed: "
+                                   f"{response.message if response else 'no answer in 10 s'}")
 
-def refill(bringup, node, namespace: str = "") -> None:
-    """Fill every tray/rack slot again: rebuild the simulated arm, call the coordinator's refill."""
-    from rclpy.lifecycle import TransitionCallbackReturn
+    def _reconfigure_arm(self) -> None:
+        from rclpy.lifecycle import TransitionCallbackReturn
 
-    arm = bringup.nodes["arm"]
-    for transition in (arm.trigger_deactivate, arm.trigger_cleanup, arm.trigger_configure,
-                       arm.trigger_activate):
-        if transition() != TransitionCallbackReturn.SUCCESS:
-            raise RuntimeError(f"arm {transition.__name__} failed during the refill")
-    _call_refill_service(node, namespace)
+        arm = self.bringup.nodes["arm"]
+        for transition in (arm.trigger_deactivate, arm.trigger_cleanup, arm.trigger_configure,
+                           arm.trigger_activate):
+            if transition() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError(f"arm {transition.__name__} failed during the refill")
 
 
 def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
@@ -201,6 +224,9 @@ def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
     session = ClientSession("press_cell_soak", "", sim_bringup_config("", time_scale, ""),
                             log_level="error")
     with session as node:
+        refiller = Refiller(session.bringup, node)
+        report.refill = ("services " + ", ".join(refiller.clients)) if refiller.clients else \
+            "arm lifecycle reconfigure"
         up = time.monotonic()
         report.samples.append(sample_resources(0, up))
         for index in range(cells):
@@ -210,7 +236,7 @@ def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
             else:
                 report.failures.append((index, f"{reply.result.error_code}: "
                                                f"{reply.result.error_msg}"))
-            refill(session.bringup, node)
+            refiller.refill()
             report.samples.append(sample_resources(index + 1, up))
             if progress is not None:
                 progress(report)
@@ -228,7 +254,8 @@ def format_table(report: SoakReport) -> str:
              "end": report.samples[-1]}
     lines = [f"soak: {report.cells} assemblies of {RECIPE} at {report.time_scale:g}x, "
              f"{report.passed} passed, {report.wall_s:.1f} s wall "
-             f"({report.wall_s / max(report.cells, 1):.2f} s per assembly)",
+             f"({report.wall_s / max(report.cells, 1):.2f} s per assembly); trays refilled "
+             f"after each cell by {report.refill}",
              f"{'':<22}{'cells':>7}{'threads':>9}{'fds':>6}{'RSS MiB':>10}{'wall s':>9}"]
     for label, s in marks.items():
         lines.append(f"{label:<22}{s.cells:>7}{s.threads:>9}{s.fds:>6}{s.rss_mib:>10.1f}"
@@ -252,6 +279,7 @@ def report_json(report: SoakReport) -> dict:
             "wall_s": report.wall_s, "bounds": asdict(report.bounds),
             "samples": [asdict(s) for s in report.samples], "failures": report.failures,
             "slopes_per_100": report.slopes_per_100, "violations": report.violations,
+            "refill": report.refill,
             "ok": report.ok,
             "machine": {"python": platform.python_version(), "machine": platform.machine(),
                         "cpus": os.cpu_count()}}
@@ -284,6 +312,8 @@ def main(argv=None) -> int:
         s = report.samples[-1]
         print(f"  cell {s.cells:>4}/{report.cells}: {report.passed} passed, threads {s.threads},"
               f" fds {s.fds}, RSS {s.rss_mib:.1f} MiB, {s.wall_s:.1f} s", flush=True)
+        if report.failures and report.failures[-1][0] == s.cells - 1:
+            print(f"    failed: {report.failures[-1][1]}", flush=True)
 
     try:
         report = run_soak(args.cells, args.warmup, args.time_scale, bounds,
