@@ -62,6 +62,9 @@ lint: setup
 bench: setup
 	$(PY) bench/run_all.py
 
+soak: setup
+	$(PY) bench/soak.py --cells 200 --out out/soak/soak.json
+
 doctor: setup
 	$(VENV)/bin/press-cell doctor
 

@@ -39,6 +39,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,8 +215,20 @@ class Refiller:
 
 def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
              progress=None) -> SoakReport:
-    """Bring a simulated cell up in this process and run ``cells`` assemblies; return the report."""
-    from press_cell.commands.assemble import run_cells, sim_bringup_config
+    """Bring a simulated cell up in this process and run ``cells`` assemblies; return the report.
+
+    The action and service clients live on a node of their own, created before it is spun:
+    rclpy registers an ActionClient with its node before the client is fully built, so one
+    created on a node an executor is spinning can crash that executor
+    (``AttributeError: 'ActionClient' object has no attribute '_lock'``).
+    """
+    import rclpy
+    from rclpy.action import ActionClient
+    from rclpy.executors import SingleThreadedExecutor
+
+    from press_cell.action import AssembleCell
+    from press_cell.commands.assemble import sim_bringup_config
+    from press_cell.nodes.blocking_action import call_action
     from press_cell.nodes.client_session import ClientSession
 
     report = SoakReport(cells=cells, passed=0, warmup=warmup, time_scale=time_scale,
@@ -223,23 +236,35 @@ def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
     started = time.monotonic()
     session = ClientSession("press_cell_soak", "", sim_bringup_config("", time_scale, ""),
                             log_level="error")
-    with session as node:
+    with session:
+        node = rclpy.create_node("press_cell_soak_client", context=session.context)
+        client = ActionClient(node, AssembleCell, "assemble_cell")
         refiller = Refiller(session.bringup, node)
+        executor = SingleThreadedExecutor(context=session.context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="soak-client", daemon=True)
+        spinner.start()
         report.refill = ("services " + ", ".join(refiller.clients)) if refiller.clients else \
             "arm lifecycle reconfigure"
-        up = time.monotonic()
-        report.samples.append(sample_resources(0, up))
-        for index in range(cells):
-            reply = run_cells(node, RECIPE, 1, overrides=OVERRIDES_YAML, timeout_s=300.0)[0]
-            if reply.result.success:
-                report.passed += 1
-            else:
-                report.failures.append((index, f"{reply.result.error_code}: "
-                                               f"{reply.result.error_msg}"))
-            refiller.refill()
-            report.samples.append(sample_resources(index + 1, up))
-            if progress is not None:
-                progress(report)
+        try:
+            up = time.monotonic()
+            report.samples.append(sample_resources(0, up))
+            for index in range(cells):
+                goal = AssembleCell.Goal(recipe_name=RECIPE, overrides_yaml=OVERRIDES_YAML)
+                reply = call_action(client, goal, server_timeout_s=30.0, result_timeout_s=300.0)
+                if reply.result.success:
+                    report.passed += 1
+                else:
+                    report.failures.append((index, f"{reply.result.error_code}: "
+                                                   f"{reply.result.error_msg}"))
+                refiller.refill()
+                report.samples.append(sample_resources(index + 1, up))
+                if progress is not None:
+                    progress(report)
+        finally:
+            executor.shutdown(timeout_sec=5.0)
+            spinner.join(timeout=5.0)
+            node.destroy_node()
     report.wall_s = round(time.monotonic() - started, 2)
     report.slopes_per_100 = slopes_per_100([s for s in report.samples if s.cells >= warmup])
     report.violations = check_bounds(report)
@@ -305,6 +330,9 @@ def main(argv=None) -> int:
     if not 0 <= args.warmup < args.cells:
         parser.error("--warmup must be >= 0 and below --cells")
     logging.getLogger().setLevel(logging.ERROR)
+    # a private DDS domain unless the caller chose one: the in-process cell talks to nothing else
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     bounds = Bounds(args.max_thread_growth, args.max_fd_growth, args.rss_allowance_mib,
                     args.rss_per_100_mib, args.min_pass_fraction)
 
