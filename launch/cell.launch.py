@@ -3,18 +3,29 @@
     ros2 launch press_cell cell.launch.py                      # simulated cell
     ros2 launch press_cell cell.launch.py namespace:=cell2     # a second cell beside it
     ros2 launch press_cell cell.launch.py hardware:=real press_hardware:=serial_modbus
+    ros2 launch press_cell cell.launch.py presses:=2           # two presses, one arm
 
 Every node reads config/<node>.yaml from ``config_dir`` (default: the installed share folder);
 lifecycle nodes bring themselves to active (``autostart``). ``hardware:=sim`` runs every device
 on its simulator; ``hardware:=real`` uses press_hardware / arm_hardware / impedance_hardware.
 Machines without ``ros2 launch`` run the same nodes and files with ``press-cell bringup``.
+
+``presses:=2`` adds line B: ``press_b`` and ``impedance_b`` (die ``press_die_b`` of
+stations.yaml) with the ``press``/``impedance`` sections of press.yaml/impedance.yaml (the
+bringup's rules, ``press_cell.nodes.bringup.load_node_parameters``) and, when it exists,
+``press_b.yaml``/``impedance_b.yaml`` for what differs (a real press's serial port), remapped
+onto line B's names (``LINE_B_NODES``); the coordinator gets both press lines.
 """
+
+from pathlib import Path
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from press_cell.nodes.bringup import LINE_B_NODES, TWO_PRESS_LINES, load_node_parameters
 
 REAL_DEFAULTS = {"press": "serial_ascii", "arm": "dobot", "impedance": "methodscript"}
 DEVICE_EXECUTABLES = {"press": "press_node", "arm": "arm_node", "impedance": "impedance_node"}
@@ -41,9 +52,36 @@ def _nodes(context):
         nodes.append(Node(package="press_cell", executable="recorder_node", name="recorder",
                           namespace=namespace, output="screen",
                           parameters=[f"{config_dir}/recorder.yaml"]))
+    presses = LaunchConfiguration("presses").perform(context)
+    if presses not in ("1", "2"):
+        raise ValueError(f"presses:={presses!r}: allowed values are '1' and '2'")
+    coordinator = {}
+    if presses == "2":
+        nodes += _line_b(namespace, config_dir, hardware, time_scale, context)
+        coordinator["press_lines"] = list(TWO_PRESS_LINES)
     nodes.append(Node(package="press_cell", executable="coordinator_node", name="coordinator",
                       namespace=namespace, output="screen",
-                      parameters=[f"{config_dir}/coordinator.yaml"]))
+                      parameters=[f"{config_dir}/coordinator.yaml", coordinator]))
+    return nodes
+
+
+def _line_b(namespace, config_dir, hardware, time_scale, context):
+    """Return line B's press and impedance nodes (two-press cell)."""
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    nodes = []
+    for name, (device, remaps) in LINE_B_NODES.items():
+        params = {p.name: p.value for p in load_node_parameters(
+            Path(config_dir) / f"{device}.yaml", device, ns)}
+        choice = "sim" if hardware == "sim" else \
+            LaunchConfiguration(f"{device}_hardware").perform(context)
+        params.update(hardware=choice, autostart=True)
+        if choice == "sim":
+            params["time_scale"] = time_scale
+        own_file = Path(config_dir) / f"{name}.yaml"
+        files = [str(own_file)] if own_file.is_file() else []
+        nodes.append(Node(package="press_cell", executable=DEVICE_EXECUTABLES[device], name=name,
+                          namespace=namespace, output="screen", emulate_tty=True,
+                          remappings=list(remaps), parameters=[params, *files]))
     return nodes
 
 
@@ -59,6 +97,9 @@ def generate_launch_description():
                               description="folder with <node>.yaml parameter files"),
         DeclareLaunchArgument("time_scale", default_value="1.0",
                               description="simulated devices run this many times real time"),
+        DeclareLaunchArgument("presses", default_value="1",
+                              description="1, or 2: press_b + impedance_b on die press_die_b, "
+                                          "cells pipelined over both presses"),
         DeclareLaunchArgument("record", default_value="true",
                               description="record the cell's topics to a rosbag2 bag"),
         *[DeclareLaunchArgument(f"{device}_hardware", default_value=default,

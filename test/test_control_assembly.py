@@ -9,10 +9,13 @@ from press_cell.control.assembly import (
     DeviceOutcome,
     MeasuredCell,
     plan_cell,
+    recipe_needs,
 )
 from press_cell.recipes import load_recipes, recipe_hash
 
 BOOK = load_recipes()
+LI_SLOTS = {"ELECTROLYTE_PELLET": ("pellet_tray/0",),
+            "ANODE_ON_ROD": ("anode_rack/0", "anode_rack/1")}
 
 
 class ScriptedCell:
@@ -52,12 +55,15 @@ class ScriptedCell:
         return "press released, arm retreated"
 
 
-def _run(cell, recipe_name="li_symmetric_cell", index=0):
+def _run(cell, recipe_name="li_symmetric_cell", picks=None):
     recipe = BOOK.assembly[recipe_name]
-    plan = plan_cell(recipe, recipe_hash(recipe), "C1", index, pellet_slots=8, anode_slots=4)
+    plan = plan_cell(recipe, recipe_hash(recipe), "C1", LI_SLOTS)
     progress = []
+    picks = [] if picks is None else picks
     sequence = AssemblySequence(plan, cell, cell, cell, cell,
-                                on_progress=lambda *a: progress.append(a))
+                                on_progress=lambda *a: progress.append(a),
+                                on_pick=lambda slot, outcome: picks.append(
+                                    (slot, outcome.success)))
     cell.sequence = sequence
     return sequence.run(), progress
 
@@ -108,19 +114,47 @@ def test_a_cell_over_the_limits_is_rejected_with_the_limit_named():
     assert "interface ASR 9.00 ohm cm^2 > limit 5.00" in record.verdict
 
 
-def test_slots_rotate_between_cells():
+def test_the_plan_takes_the_slots_it_is_given_and_refuses_a_short_list():
     recipe = BOOK.assembly["li_symmetric_cell"]
-    plans = [plan_cell(recipe, "h", f"C{i}", i, pellet_slots=8, anode_slots=4) for i in range(3)]
-    assert [p.pellet_slot for p in plans] == ["pellet_tray/0", "pellet_tray/1", "pellet_tray/2"]
-    assert [p.anode_slots for p in plans] == [("anode_rack/0", "anode_rack/1"),
-                                              ("anode_rack/2", "anode_rack/3"),
-                                              ("anode_rack/0", "anode_rack/1")]
+    assert recipe_needs(recipe) == {"ELECTROLYTE_PELLET": 1, "ANODE_ON_ROD": 2}
+    plan = plan_cell(recipe, "h", "C2", {"ELECTROLYTE_PELLET": ("pellet_tray/5",),
+                                         "ANODE_ON_ROD": ("anode_rack/3", "anode_rack/1")})
+    assert plan.pellet_slot == "pellet_tray/5"
+    assert plan.anode_slots == ("anode_rack/3", "anode_rack/1")
+    with pytest.raises(ValueError, match="places 2 ANODE_ON_ROD part"):
+        plan_cell(recipe, "h", "C3", {"ELECTROLYTE_PELLET": ("pellet_tray/0",),
+                                      "ANODE_ON_ROD": ("anode_rack/0",)})
+
+
+def test_every_placement_is_reported_to_the_inventory_hook():
+    picks = []
+    _run(ScriptedCell(fail_at="place C1/anode-b from anode_rack/1"), picks=picks)
+    assert picks == [("pellet_tray/0", True), ("anode_rack/0", True), ("anode_rack/1", False)]
+
+
+@pytest.mark.timeout(10)
+def test_a_cancel_while_waiting_for_the_shared_arm_ends_the_wait():
+    cell = ScriptedCell()
+    recipe = BOOK.assembly["li_symmetric_cell"]
+    arm_lock = threading.Lock()
+    arm_lock.acquire()          # the other press line is placing
+    sequence = AssemblySequence(plan_cell(recipe, "h", "C1", LI_SLOTS), cell, cell, cell,
+                                cell, arm_lock=arm_lock,
+                                on_progress=lambda step, *a: step == "place" and
+                                threading.Timer(0.1, sequence.cancel).start())
+    record = sequence.run()
+    assert record.outcome == "CANCELED" and record.failed_step == "place C1/pellet"
+    assert "waiting for the arm" in record.message
+    assert not any(c.startswith("place") for c in cell.calls)
 
 
 def test_cancel_is_thread_safe_before_start():
     cell = ScriptedCell()
     recipe = BOOK.assembly["na_symmetric_cell"]
-    sequence = AssemblySequence(plan_cell(recipe, "h", "C9", 0, 8, 4), cell, cell, cell, cell)
+    sequence = AssemblySequence(plan_cell(recipe, "h", "C9", {
+        "ELECTROLYTE_PELLET": ("pellet_tray/0",), "ANODE_ON_ROD": ("anode_rack/0",
+                                                                    "anode_rack/1")}),
+        cell, cell, cell, cell)
     threading.Thread(target=sequence.cancel).start()
     sequence.cancel()
     record = sequence.run()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from press_cell.nodes.bringup import NODE_CLASSES, load_node_parameters
+from press_cell.nodes.bringup import LINE_B_NODES, NODE_CLASSES, load_node_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "test" / "support"))
@@ -22,7 +22,9 @@ ENTRY_POINTS = {line.split("=")[0].strip()
                 for line in (REPO / "entry_points.txt").read_text().splitlines()
                 if "=" in line and not line.startswith("#")}
 VARIANTS = {
-    "cell.launch.py": [{}, {"hardware": "real"}, {"namespace": "cell2", "record": "false"}],
+    "cell.launch.py": [{}, {"hardware": "real"}, {"namespace": "cell2", "record": "false"},
+                       {"presses": "2"}, {"presses": "2", "hardware": "real",
+                                          "namespace": "cell3"}],
     "press.launch.py": [{}, {"hardware": "serial_modbus"}],
     "arm.launch.py": [{}, {"hardware": "dobot"}],
     "impedance.launch.py": [{}, {"hardware": "methodscript"}],
@@ -90,8 +92,40 @@ def test_every_parameter_named_is_declared_by_the_node(launch_file, arguments, n
                                                            "/" + (node["namespace"] or ""))}
         else:
             names |= set(entry)
-    unknown = names - declared_parameters[node["name"]]
+    declared = declared_parameters[LINE_B_NODES.get(node["name"], (node["name"],))[0]]
+    unknown = names - declared
     assert not unknown, f"{launch_file} sets undeclared parameters of {node['name']}: {unknown}"
+
+
+def _cell(arguments):
+    return {node["name"]: node for f, a, node in NODES if f == "cell.launch.py" and a == arguments}
+
+
+def test_two_presses_add_line_b_remapped_onto_its_own_names():
+    """presses:=2 adds press_b and impedance_b with the bringup's remaps and both press lines."""
+    from press_cell.nodes.bringup import TWO_PRESS_LINES
+
+    one, two = _cell({}), _cell({"presses": "2"})
+    assert set(two) - set(one) == {"press_b", "impedance_b"}
+    for name, (device, remaps) in LINE_B_NODES.items():
+        node = two[name]
+        assert node["executable"] == one[device]["executable"]
+        assert dict(node["remappings"]) == dict(remaps)
+        params = node["parameters"][0]
+        assert params["hardware"] == "sim" and params["autostart"] is True
+        # the device's own section of <device>.yaml, e.g. the press's loop rate
+        shipped = {p.name: p.value for p in load_node_parameters(
+            REPO / "config" / f"{device}.yaml", device, "")}
+        assert {k: v for k, v in params.items() if k in shipped and k not in
+                ("hardware", "autostart", "time_scale")} == \
+            {k: v for k, v in shipped.items() if k not in ("hardware", "autostart",
+                                                           "time_scale")}
+    assert two["press_b"]["remappings"] and "remappings" not in one["press"]
+    assert two["coordinator"]["parameters"][1] == {"press_lines": TWO_PRESS_LINES}
+    assert one["coordinator"]["parameters"][1] == {}
+    real = _cell({"presses": "2", "hardware": "real", "namespace": "cell3"})
+    assert real["press_b"]["parameters"][0]["hardware"] == "serial_ascii"
+    assert real["impedance_b"]["namespace"] == "cell3"
 
 
 def test_real_launch_evaluates_where_launch_ros_is_installed():

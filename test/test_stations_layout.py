@@ -21,6 +21,10 @@ CONFIG = Path(__file__).resolve().parent.parent / "config" / "stations.yaml"
 TEXT = CONFIG.read_text()
 
 
+DIE_B = TEXT[TEXT.index("  press_die_b:"):TEXT.index("  inspection:")]
+ONE_PRESS = TEXT.replace(DIE_B, "")
+
+
 def _line_of(fragment: str) -> int:
     return TEXT[:TEXT.index(fragment)].count("\n") + 1
 
@@ -39,7 +43,7 @@ def test_shipped_layout_loads_in_si():
 
 
 def test_rotated_tray_places_slots_along_its_own_axes():
-    text = TEXT.replace("origin: {x_mm: 160, y_mm: -140, z_mm: 4, yaw_deg: 0}",
+    text = ONE_PRESS.replace("origin: {x_mm: 160, y_mm: -140, z_mm: 4, yaw_deg: 0}",
                         "origin: {x_mm: 160, y_mm: -140, z_mm: 4, yaw_deg: 90}")
     pose = parse_layout(text).resolve_slot("pellet_tray/1")[2]
     assert pose.position_m == pytest.approx((0.160, -0.120, 0.004))
@@ -108,3 +112,71 @@ def test_segment_test_agrees_with_dense_sampling(coords):
     samples = [[a[i] + t / 400 * (b[i] - a[i]) for i in range(3)] for t in range(401)]
     if any(box.contains(p) for p in samples):
         assert box.intersects_segment(a, b)
+
+
+def test_each_die_names_its_press_and_zone():
+    layout = load_layout(CONFIG)
+    assert layout.die_presses == {"press_die": "press", "press_die_b": "press_b"}
+    assert layout.presses == ("press", "press_b")
+    die_b = layout.resolve_slot("press_die_b")[2].position_m
+    assert layout.zone_of("press_die_b").contains(die_b)
+    assert not layout.press_zone.contains(die_b)
+    assert layout.for_target("press_die_b").press_zone == layout.zone_of("press_die_b")
+    assert layout.for_target("press_die").press_zone == layout.press_zone
+    assert layout.press_of("inspection") == "press"
+    assert layout.in_any_press_zone(die_b) and not layout.in_any_press_zone(
+        layout.park_pose.position_m)
+    # a one-press file (no press keys) keeps today's meaning
+    assert parse_layout(ONE_PRESS.replace("    press: press \n", "")).presses == ("press",)
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("press: press_b", "press: press", None),     # same press, own zone: allowed
+    ("    press_zone:\n      min: {x_mm: 105", "    zone_b:\n      min: {x_mm: 105",
+     "unknown key"),
+    ("origin: {x_mm: 140, y_mm: -275, z_mm: 20, yaw_deg: 0}\n    # [est]",
+     "origin: {x_mm: 250, y_mm: 60, z_mm: 20, yaw_deg: 0}\n    # [est]", "inside its press_zone"),
+    ("origin: {x_mm: 140, y_mm: -275, z_mm: 20", "origin: {x_mm: 100, y_mm: -275, z_mm: 20",
+     "inside its press_zone"),
+    ("max: {x_mm: 175, y_mm: -240, z_mm: 150}", "max: {x_mm: 175, y_mm: -100, z_mm: 150}",
+     "the arm's travel from [a-z_/0-9]+ to 'press_die' at the safe height crosses"),
+    ("origin: {x_mm: 160, y_mm: 140, z_mm: 40", "origin: {x_mm: 120, y_mm: 140, z_mm: 40",
+     None),
+    ("origin: {x_mm: 250, y_mm: 0, z_mm: 20, yaw_deg: 0}   # zone",
+     "origin: {x_mm: 250, y_mm: 100, z_mm: 20, yaw_deg: 0}   # zone", "inside press_zone"),
+    ("  inspection:", "    press: press_c\n  inspection:", "duplicate key"),
+])
+def test_two_press_layout_mistakes_are_named(old, new, words):
+    text = TEXT.replace(old, new, 1)
+    assert text != TEXT or new == old
+    if words is None:
+        assert parse_layout(text).stations["press_die_b"]
+        return
+    with pytest.raises(StationsConfigError, match=words):
+        parse_layout(text)
+
+
+def test_press_keys_only_on_a_die():
+    text = TEXT.replace("    kind: spot\n", "    kind: spot\n    press: press_b\n", 1)
+    with pytest.raises(StationsConfigError, match="stations.inspection.press: only a die"):
+        parse_layout(text)
+
+
+def test_two_presses_cannot_share_the_top_level_zone():
+    text = TEXT.replace("    press_zone:\n      min: {x_mm: 105, y_mm: -310, z_mm: -20}\n"
+                        "      max: {x_mm: 175, y_mm: -240, z_mm: 150}\n", "")
+    text = text.replace("origin: {x_mm: 140, y_mm: -275, z_mm: 20", "origin: {x_mm: 260, "
+                        "y_mm: 0, z_mm: 20")
+    with pytest.raises(StationsConfigError, match="share one press zone; give 'press_die_b'"):
+        parse_layout(text)
+
+
+def test_zones_of_two_presses_must_not_touch():
+    text = TEXT.replace("origin: {x_mm: 140, y_mm: -275, z_mm: 20", "origin: {x_mm: 250, y_mm: 60, "
+                        "z_mm: 20")
+    text = text.replace("min: {x_mm: 105, y_mm: -310, z_mm: -20}", "min: {x_mm: 215, y_mm: 30, "
+                        "z_mm: -20}")
+    text = text.replace("max: {x_mm: 175, y_mm: -240, z_mm: 150}", "max: {x_mm: 285, y_mm: 100, "
+                        "z_mm: 150}")
+    with pytest.raises(StationsConfigError, match="touches the press zone of 'press_die'"):
+        parse_layout(text)

@@ -22,6 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--press-time-scale", type=float, default=None,
                         help="with sim hardware: the press's time scale (0 = unpaced lockstep; "
                              "default: 0 when --time-scale is above 1, else --time-scale)")
+    parser.add_argument("--presses", type=int, choices=(1, 2), default=1,
+                        help="2: add line B (press_b, impedance_b on die press_die_b); the "
+                             "coordinator pipelines queued cells over both presses")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warn", "error", "fatal"),
                         help="ROS log level of every node")
@@ -34,18 +37,19 @@ def add_arguments(parser):
 
 def build_config(args):
     """Return the BringupConfig the options describe."""
-    from press_cell.nodes.bringup import BringupConfig, sim_overrides
+    from press_cell.nodes.bringup import BringupConfig, cell_nodes, sim_overrides
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     if args.no_record:
         nodes = tuple(n for n in nodes if n != "recorder")
     overrides = {}
     if args.hardware == "sim":
-        overrides = sim_overrides(nodes, args.time_scale, args.press_time_scale)
+        overrides = sim_overrides(cell_nodes(nodes, args.presses), args.time_scale,
+                                  args.press_time_scale)
     if args.record and "recorder" in nodes:
         overrides["recorder"] = {"output_dir": args.record}
     return BringupConfig(namespace=args.namespace, nodes=nodes, params_dir=args.params_dir,
-                         overrides=overrides)
+                         overrides=overrides, presses=args.presses)
 
 
 def run(args):

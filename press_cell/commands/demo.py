@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from press_cell.commands.assemble import ProgressLine, run_cells, sim_bringup_config
+from press_cell.commands.assemble import ProgressLine, cell_goals, run_goals, sim_bringup_config
 from press_cell.commands.record_text import record_text
 
 HELP = "assemble a Li and a Na cell in simulation, record a bag and write an analysis report"
@@ -24,6 +24,9 @@ def add_arguments(parser):
     """Declare the options of `press-cell demo`."""
     parser.add_argument("--time-scale", type=float, default=50.0,
                         help="simulated devices run this many times real time (default 50)")
+    parser.add_argument("--presses", type=int, choices=(1, 2), default=1,
+                        help="presses in the simulated cell; with 2 the Li and Na cells run at "
+                             "once, the arm placing one while the other press holds")
     parser.add_argument("--out", default="out",
                         help="folder for the demo's bag and report (default: ./out)")
 
@@ -41,20 +44,22 @@ def run(args):
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out).resolve() / f"demo-{stamp}"
     bag_root = out / "bags"
-    print(f"press_cell demo: simulated cell at {args.time_scale:g}x real time; assembling "
-          f"{' and '.join(RECIPES)}", flush=True)
+    presses = "one press" if args.presses == 1 else "two presses (pipelined)"
+    print(f"press_cell demo: simulated cell with {presses} at {args.time_scale:g}x real time; "
+          f"assembling {' and '.join(f'#{i + 1} {r}' for i, r in enumerate(RECIPES))}",
+          flush=True)
     started = time.monotonic()
-    replies = []
     try:
         with ClientSession("press_cell_demo", "", sim_bringup_config("", args.time_scale,
-                                                                      bag_root),
+                                                                      bag_root, args.presses),
                            log_level="" if args.verbose else "warn") as node:
-            for recipe in RECIPES:
-                print(f"\n== {recipe}", flush=True)
-                replies += run_cells(node, recipe, 1, progress=ProgressLine())
+            goals = [goal for recipe in RECIPES for goal in cell_goals(recipe, 1)]
+            replies, refusals = run_goals(node, goals, progress=ProgressLine())
     except ActionCallError as exc:
         print(f"press-cell demo: {exc}", file=sys.stderr)
         return 1
+    for refusal in refusals:
+        print(f"press-cell demo: {refusal}", file=sys.stderr)
     assembled = time.monotonic() - started
     print()
     for reply in replies:

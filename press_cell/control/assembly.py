@@ -27,6 +27,8 @@ from press_cell.recipes.schema import AssemblyRecipe, ImpedanceSettings, PressRe
 _LOG = logging.getLogger(__name__)
 
 # AssembleCell.action step constants, by the name used in feedback.
+ARM_WAIT_POLL_S = 0.05     # s, how often a sequence waiting for the shared arm checks cancel
+
 STEP_IDS = {"compaction": 0, "foil_prepress": 1, "place": 2, "stack_press": 3, "impedance": 4,
             "verdict": 5}
 
@@ -124,22 +126,31 @@ class _StepFailed(Exception):
         self.outcome = outcome
 
 
-def plan_cell(recipe: AssemblyRecipe, recipe_hash: str, cell_id: str, cell_index: int,
-              pellet_slots: int, anode_slots: int, die_station: str = "press_die") -> CellPlan:
-    """Assign tray slots to the ``cell_index``-th cell of a run (round-robin over the trays).
+def recipe_needs(recipe: AssemblyRecipe) -> dict:
+    """Return ``{component kind: count}`` of the parts the recipe's placements pick."""
+    needs = {}
+    for step in recipe.steps_of("place"):
+        needs[step.component] = needs.get(step.component, 0) + step.count
+    return needs
 
-    ``pellet_slots``/``anode_slots`` are the numbers of slots of the pellet tray and anode rack.
+
+def plan_cell(recipe: AssemblyRecipe, recipe_hash: str, cell_id: str, slots: dict,
+              die_station: str = "press_die") -> CellPlan:
+    """Return the plan of one cell whose parts come from ``slots`` = {kind: slot refs}.
+
+    ``slots`` is what ``TrayInventory.reserve(cell_id, recipe_needs(recipe))`` kept for the
+    cell; it must hold every part ``recipe_needs`` counts (raise ``ValueError`` if not).
     """
-    anodes = sum(step.count for step in recipe.steps_of("place")
-                 if step.component == "ANODE_ON_ROD")
-    if anodes > anode_slots:
-        raise ValueError(f"recipe {recipe.name!r} places {anodes} anodes but the anode rack has "
-                         f"only {anode_slots} slots")
-    first = (cell_index * anodes) % anode_slots
+    needs = recipe_needs(recipe)
+    for kind, count in needs.items():
+        if len(slots.get(kind, ())) != count:
+            raise ValueError(f"recipe {recipe.name!r} places {count} {kind} part(s) but "
+                             f"{len(slots.get(kind, ()))} slot(s) were given: "
+                             f"{list(slots.get(kind, ()))}")
+    pellets = tuple(slots.get("ELECTROLYTE_PELLET", ()))
     return CellPlan(cell_id=cell_id, recipe=recipe, recipe_hash=recipe_hash,
-                    pellet_slot=f"pellet_tray/{cell_index % pellet_slots}",
-                    anode_slots=tuple(f"anode_rack/{(first + i) % anode_slots}"
-                                      for i in range(anodes)),
+                    pellet_slot=pellets[0] if pellets else "",
+                    anode_slots=tuple(slots.get("ANODE_ON_ROD", ())),
                     die_station=die_station)
 
 
@@ -148,11 +159,13 @@ class AssemblySequence:
 
     def __init__(self, plan: CellPlan, press: PressPort, arm: ArmPort,
                  potentiostat: PotentiostatPort, safety: SafetyPort, on_progress=None,
-                 arm_lock: threading.Lock = None) -> None:
+                 arm_lock: threading.Lock = None, on_pick=None) -> None:
         """Prepare the run; ``on_progress(step, index, count, detail)`` reports each sub-step.
 
         ``arm_lock`` (optional) is held around each placement, so several sequences sharing an
-        arm (two presses, pipelined) never command it at the same time.
+        arm (two presses, pipelined) never command it at the same time; a cancel while waiting
+        for it ends the wait. ``on_pick(source_slot, outcome)`` (optional) is told how every
+        placement ended, so a tray inventory can follow the parts.
         """
         self.plan = plan
         self.press = press
@@ -161,6 +174,7 @@ class AssemblySequence:
         self.safety = safety
         self._on_progress = on_progress or (lambda *args: None)
         self._arm_lock = arm_lock or threading.Lock()
+        self._on_pick = on_pick or (lambda slot, outcome: None)
         self._cancel = threading.Event()
         self._substeps = self._expand()
 
@@ -217,9 +231,16 @@ class AssemblySequence:
 
     def _place_step(self, kind, component_id, slot):
         def run(record):
-            with self._arm_lock:
+            while not self._arm_lock.acquire(timeout=ARM_WAIT_POLL_S):
+                if self._cancel.is_set():
+                    return DeviceOutcome(False, canceled=True,
+                                         message="canceled while waiting for the arm")
+            try:
                 outcome = self.arm.place(kind, component_id, slot, self.plan.die_station,
                                          self._cancel)
+            finally:
+                self._arm_lock.release()
+            self._on_pick(slot, outcome)
             if outcome.success:
                 record.placed.append(component_id)
             return outcome

@@ -14,7 +14,9 @@ Interfaces (names relative to the node ``~`` or to the cell namespace):
   and retreats -> CANCELED.
 * press interlock: before entering the press-zone box the arm takes a lease from
   ``press/zone_lease`` (see ``zone_lease_client``); refused -> the part goes back to its slot
-  and the goal ends with ZONE_DENIED.
+  and the goal ends with ZONE_DENIED. With several dies (two presses), the lease comes from
+  ``<press>/zone_lease`` of the press that owns the goal's target die in the layout
+  (``press:`` key of the die station), and the guarded box is that die's zone.
 * topics: ``~/pose`` (PoseStamped, TELEMETRY, ``pose_rate`` Hz), ``~/gripper`` (Bool closed,
   LATCHED), ``~/in_press_zone`` (Bool, LATCHED), ``~/status`` (DeviceStatus, LATCHED),
   ``/diagnostics`` (1 Hz); subscribes to ``estop`` (Empty): motion stops at once, the gripper
@@ -55,6 +57,7 @@ from std_msgs.msg import Bool, Empty
 
 from press_cell.action import PlaceComponent
 from press_cell.config_files import config_file
+from press_cell.control.inventory import fill_slot_refs
 from press_cell.control.placement import (
     ComponentKind,
     PlacementOutcome,
@@ -71,6 +74,7 @@ from press_cell.nodes import qos
 from press_cell.nodes.diagnostics import ERROR, OK, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.parameter_descriptor import describe as _describe
+from press_cell.nodes.refill_service import RefillTrays
 from press_cell.nodes.zone_lease_client import ZoneLeaseClient
 from press_cell.recipes.stations import CellLayout, StationsConfigError, load_layout
 from press_cell.srv import ResetFault
@@ -229,6 +233,7 @@ class ArmNode(LifecycleNode):
         self._last_status: tuple | None = None
         self._telemetry_fault = ""
         self._placements = {"succeeded": 0, "failed": 0}
+        self._refills = 0            # sim: parts added by ~/sim_refill (unique part ids)
 
         self._action_group = ReentrantCallbackGroup()
         self._safety_group = MutuallyExclusiveCallbackGroup()
@@ -242,6 +247,9 @@ class ArmNode(LifecycleNode):
                                  callback_group=self._safety_group)
         self.create_service(ResetFault, "~/reset_fault", self._on_reset_fault,
                             callback_group=self._safety_group)
+        if self._param("hardware") == "sim":
+            self.create_service(RefillTrays, "~/sim_refill", self._on_sim_refill,
+                                callback_group=self._safety_group)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._publish_status(DeviceStatus.STATE_UNCONFIGURED, "unconfigured")
@@ -394,6 +402,7 @@ class ArmNode(LifecycleNode):
             lease_duration_s=self._param("lease_duration"),
             pressure_threshold_pa=self._param("zone_pressure_threshold"),
             service_timeout_s=self._param("lease_service_timeout"),
+            presses=layout.presses,
             entry_blocked=self._zone_entry_blocked,
             on_change=self._publish_diagnostics,
             on_lease_lost=self._on_lease_lost)
@@ -428,28 +437,29 @@ class ArmNode(LifecycleNode):
 
     def _filled_slots(self, layout: CellLayout) -> dict:
         """Return ``{slot ref: position (m)}`` of the parts ``sim_filled_slots`` asks for."""
-        filled = {}
-        for entry in self._param("sim_filled_slots"):
-            if entry == "none":
-                continue
-            names = ([n for n, s in layout.stations.items() if s.is_source] if entry == "*"
-                     else [entry.partition("/")[0]])
-            for name in names:
-                station = layout.stations.get(name)
-                if station is None or not station.is_source:
-                    sources = sorted(n for n, s in layout.stations.items() if s.is_source)
-                    raise ValueError(f"sim_filled_slots entry {entry!r}: no tray or rack "
-                                     f"{name!r}; sources: {sources}")
-                if "/" in entry:
-                    try:
-                        _, index, pose = layout.resolve_slot(entry)
-                    except LookupError as exc:
-                        raise ValueError(f"sim_filled_slots entry {entry!r}: {exc}") from None
-                    filled[f"{name}/{index}"] = pose.position_m
-                else:
-                    for index, pose in enumerate(station.slot_poses):
-                        filled[f"{name}/{index}"] = pose.position_m
-        return filled
+        try:
+            refs = fill_slot_refs(layout, self._param("sim_filled_slots"))
+        except ValueError as exc:
+            raise ValueError(f"sim_filled_slots: {exc}") from None
+        return {ref: layout.resolve_slot(ref)[2].position_m for ref in refs}
+
+    def _on_sim_refill(self, request, response):
+        """Sim only: put a part into every ``sim_filled_slots`` slot that has none now."""
+        sim, layout = self._sim_arm, self._layout
+        if sim is None or layout is None:
+            response.message = "not configured: no simulated trays to refill"
+            return response
+        added = []
+        for ref, position in self._filled_slots(layout).items():
+            if sim.part_near(position) is None:
+                self._refills += 1
+                sim.add_part(f"{ref}#refill{self._refills}", position)
+                added.append(ref)
+        response.success = True
+        response.message = (f"simulated trays refilled: {len(added)} part(s) added"
+                            f"{' (' + ', '.join(added) + ')' if added else ''}")
+        self.get_logger().info(response.message)
+        return response
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Serve place_component goals and start the telemetry timers."""
@@ -605,6 +615,9 @@ class ArmNode(LifecycleNode):
                              f"placing {goal.component_id} from {goal.source_slot} to "
                              f"{goal.target_station}")
         try:
+            # the lease and the guarded box of the die this placement goes to
+            self._gate.select(self._layout.press_of(goal.target_station))
+            self._sequence.layout = self._layout.for_target(goal.target_station)
             outcome = self._sequence.run(PlacementRequest(
                 KIND_BY_CODE[goal.kind], goal.component_id, goal.source_slot,
                 goal.target_station))
@@ -662,7 +675,7 @@ class ArmNode(LifecycleNode):
         feedback = PlaceComponent.Feedback(
             stage=getattr(PlaceComponent.Feedback, f"STAGE_{stage.name}"),
             stage_name=stage.value, pose=pose_to_msg(pose),
-            in_press_zone=self._layout.press_zone.contains(pose.position_m))
+            in_press_zone=self._layout.in_any_press_zone(pose.position_m))
         goal_handle.publish_feedback(feedback)
 
     # ----------------------------------------------------------------- safety
@@ -765,7 +778,7 @@ class ArmNode(LifecycleNode):
         if gripper != self._last_gripper:
             self._last_gripper = gripper
             self._gripper_pub.publish(Bool(data=gripper))
-        in_zone = layout.press_zone.contains(pose.position_m)
+        in_zone = layout.in_any_press_zone(pose.position_m)
         if in_zone != self._last_in_zone:
             self._last_in_zone = in_zone
             self._zone_pub.publish(Bool(data=in_zone))

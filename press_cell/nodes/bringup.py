@@ -4,6 +4,12 @@ This is the path for machines without ``ros2 launch`` (the PyPI wheels do not sh
 it reads the same ``config/<node>.yaml`` ROS parameter files that ``launch/cell.launch.py``
 passes, builds the nodes in one process under one namespace, brings the lifecycle nodes to
 active (``autostart``), and spins them on one MultiThreadedExecutor in a background thread.
+
+Two presses (``presses=2``): line B's press and potentiostat run as ``press_b`` and
+``impedance_b`` with the same ``press.yaml``/``impedance.yaml`` sections as ``press`` and
+``impedance``, remapped onto line B's names (``LINE_B_NODES``, the same remaps as
+``launch/cell.launch.py presses:=2``), and the coordinator gets both press lines
+(``TWO_PRESS_LINES``). Line B's die is ``press_die_b`` of ``config/stations.yaml``.
 """
 
 import importlib
@@ -34,6 +40,47 @@ NODE_CLASSES = {
 
 SIM_DEVICES = ("press", "arm", "impedance")
 
+# Line B of a two-press cell: node name -> (params-file node and class, remaps). Line A is the
+# one-press cell's `press` and `impedance`, unchanged.
+LINE_B_NODES = {
+    "press_b": ("press", (("press_cycle", "press_b/press_cycle"),
+                          ("impedance/monitor", "impedance_b/monitor"))),
+    "impedance_b": ("impedance", (("measure_impedance", "impedance_b/measure_impedance"),
+                                  ("press/state", "press_b/state"),
+                                  ("press/trace", "press_b/trace"))),
+}
+TWO_PRESS_LINES = ["press:press_die:impedance", "press_b:press_die_b:impedance_b"]
+
+
+def cell_nodes(nodes, presses: int = 1) -> tuple:
+    """Return ``nodes`` in start order, with line B's nodes after line A's when ``presses`` is 2."""
+    if presses not in (1, 2):
+        raise BringupError(f"presses must be 1 or 2, got {presses}")
+    names = list(nodes)
+    if presses == 2:
+        for extra, (base, _remaps) in LINE_B_NODES.items():
+            if base in names and extra not in names:
+                names.insert(names.index(base) + 1, extra)
+    return tuple(names)
+
+
+def _renamed(cls, node_name: str, remaps) -> type:
+    """Return a subclass of ``cls`` whose rclpy node is named ``node_name``, with ``remaps``.
+
+    The device node classes fix their node name (``ImpedanceNode`` takes no ``node_name``), so
+    a class placed between them and their rclpy base in the MRO hands rclpy the line's name
+    and the ``--ros-args -r from:=to`` rules.
+    """
+    base = next(b for b in cls.__mro__ if b.__module__.startswith("rclpy."))
+    cli_args = ["--ros-args"] + [arg for src, dst in remaps for arg in ("-r", f"{src}:={dst}")]
+
+    def __init__(self, _fixed_name, *args, **kwargs):
+        kwargs["cli_args"] = cli_args
+        base.__init__(self, node_name, *args, **kwargs)
+
+    name_injector = type(f"_{node_name}_name", (base,), {"__init__": __init__})
+    return type(f"{cls.__name__}_{node_name}", (cls, name_injector), {})
+
 
 def sim_overrides(nodes, time_scale: float, press_time_scale: float = None) -> dict:
     """Return per-node overrides that run the devices among ``nodes`` simulated.
@@ -46,10 +93,12 @@ def sim_overrides(nodes, time_scale: float, press_time_scale: float = None) -> d
     """
     if press_time_scale is None:
         press_time_scale = 0.0 if time_scale > 1.0 else time_scale
+    devices = SIM_DEVICES + tuple(LINE_B_NODES)
     overrides = {name: {"hardware": "sim", "time_scale": float(time_scale)}
-                 for name in SIM_DEVICES if name in nodes}
-    if "press" in overrides:
-        overrides["press"]["time_scale"] = float(press_time_scale)
+                 for name in devices if name in nodes}
+    for press in ("press", "press_b"):
+        if press in overrides:
+            overrides[press]["time_scale"] = float(press_time_scale)
     return overrides
 
 
@@ -66,6 +115,7 @@ class BringupConfig:
     params_dir: Path = None                 # folder of <node>.yaml files (default: shipped)
     overrides: dict = field(default_factory=dict)   # node -> {param: value}
     threads: int = 8
+    presses: int = 1                        # 2: add line B (press_b, impedance_b)
 
 
 def _key_pattern(key: str):
@@ -122,10 +172,11 @@ class CellBringup:
 
     def __init__(self, config: BringupConfig, context=None) -> None:
         """Prepare (nothing starts until ``start``)."""
-        unknown = [n for n in config.nodes if n not in NODE_CLASSES]
+        unknown = [n for n in config.nodes if n not in NODE_CLASSES and n not in LINE_B_NODES]
         if unknown:
             raise BringupError(f"unknown node(s) {unknown}; known: {list(NODE_CLASSES)}")
         self.config = config
+        self.node_names = cell_nodes(config.nodes, config.presses)
         self.context = context
         self.nodes = {}
         self._executor = None
@@ -135,8 +186,11 @@ class CellBringup:
         params_dir = Path(self.config.params_dir or config_dir())
         ns = self.config.namespace if self.config.namespace.startswith("/") or \
             not self.config.namespace else "/" + self.config.namespace
-        params = load_node_parameters(params_dir / f"{name}.yaml", name, ns)
+        base = LINE_B_NODES[name][0] if name in LINE_B_NODES else name
+        params = load_node_parameters(params_dir / f"{base}.yaml", base, ns)
         overrides = dict(self.config.overrides.get(name, {}))
+        if name == "coordinator" and self.config.presses == 2:
+            overrides.setdefault("press_lines", list(TWO_PRESS_LINES))
         params = [p for p in params if p.name not in overrides]
         params += [Parameter(key, value=value) for key, value in overrides.items()]
         return params
@@ -145,9 +199,12 @@ class CellBringup:
         """Build every node, bring lifecycle nodes to active, and spin in a thread."""
         self._executor = MultiThreadedExecutor(num_threads=self.config.threads,
                                                context=self.context)
-        for name in self.config.nodes:
-            module_name, class_name = NODE_CLASSES[name]
+        for name in self.node_names:
+            base, remaps = LINE_B_NODES.get(name, (name, ()))
+            module_name, class_name = NODE_CLASSES[base]
             cls = getattr(importlib.import_module(module_name), class_name)
+            if base != name:
+                cls = _renamed(cls, name, remaps)
             try:
                 node = cls(namespace=self.config.namespace or None, context=self.context,
                            parameter_overrides=self._parameters(name))

@@ -16,6 +16,12 @@
 
 If the arm process dies, nothing renews: the press lets the lease expire by itself.
 
+Several presses (one arm serving two dies): ``presses`` names every press node the arm may
+reach into; the client keeps a lease service client and a state subscription per press
+(``<press>/zone_lease``, ``<press>/state``) and ``select(press)`` chooses whose lease the next
+``zone_entry_permit()`` takes: the press owning the die the placement goes to, never another.
+The default ``presses=("press",)`` is the one-press cell (``press/zone_lease``, ``press/state``).
+
 The blocking calls are made from the placement thread; the service responses and the renewal
 timer run in this client's own callback group on a MultiThreadedExecutor, so waiting here
 never starves them.
@@ -44,8 +50,7 @@ class ZoneLeaseClient:
         lease_duration_s: float,
         pressure_threshold_pa: float,
         service_timeout_s: float = 2.0,
-        service_name: str = "press/zone_lease",
-        state_topic: str = "press/state",
+        presses: tuple = ("press",),
         on_change: Callable[[], None] | None = None,
         entry_blocked: Callable[[], str] | None = None,
         on_lease_lost: Callable[[str], None] | None = None,
@@ -67,15 +72,31 @@ class ZoneLeaseClient:
         self._lease_id: int | None = None
         self._renew_timer = None
         self._renew_sent_s: float | None = None
-        self._press_pressure_pa: float | None = None
-        self._press_zone_leased = False
+        if not presses:
+            raise ValueError("presses must name at least one press node")
+        self._pressures: dict = {press: None for press in presses}   # press -> Pa or None
         self.last_refusal = ""          # why the last zone_entry_permit() said no
         self.lease_lost_reason = ""     # set when a renewal was denied while inside
         self._group = MutuallyExclusiveCallbackGroup()
-        self._client = node.create_client(ZoneLease, service_name, callback_group=self._group)
-        self._state_sub = node.create_subscription(
-            PressState, state_topic, self._on_press_state, qos.TELEMETRY,
-            callback_group=self._group)
+        self._clients = {press: node.create_client(ZoneLease, f"{press}/zone_lease",
+                                                   callback_group=self._group)
+                         for press in presses}
+        self._state_subs = [node.create_subscription(
+            PressState, f"{press}/state",
+            lambda msg, press=press: self._on_press_state(press, msg), qos.TELEMETRY,
+            callback_group=self._group) for press in presses]
+        self.press = presses[0]         # whose lease the next entry takes (see select)
+        self._client = self._clients[self.press]
+
+    def select(self, press: str) -> None:
+        """Take the next press-zone lease from ``press`` (not while a lease is held)."""
+        if press not in self._clients:
+            raise ValueError(f"no press {press!r} known to the zone-lease client; known: "
+                             f"{sorted(self._clients)}")
+        with self._lock:
+            if self._lease_id is not None and press != self.press:
+                raise RuntimeError(f"a lease of {self.press!r} is still held")
+            self.press, self._client = press, self._clients[press]
 
     # ----------------------------------------------------------------- state
     @property
@@ -86,14 +107,13 @@ class ZoneLeaseClient:
 
     @property
     def press_pressure_pa(self) -> float | None:
-        """Return the latest pressure the press reported, Pa (None before the first sample)."""
-        return self._press_pressure_pa
+        """Return the selected press's latest pressure, Pa (None before its first sample)."""
+        return self._pressures[self.press]
 
-    def _on_press_state(self, msg: PressState) -> None:
-        """Keep the latest press pressure (Pa) for the entry check."""
-        first = self._press_pressure_pa is None
-        self._press_pressure_pa = float(msg.pressure)
-        self._press_zone_leased = bool(msg.zone_leased)
+    def _on_press_state(self, press: str, msg: PressState) -> None:
+        """Keep the latest pressure (Pa) of each press for the entry check."""
+        first = self._pressures[press] is None
+        self._pressures[press] = float(msg.pressure)
         if first:
             self._notify()
 
@@ -104,9 +124,9 @@ class ZoneLeaseClient:
         blocked = self._entry_blocked() if self._entry_blocked is not None else ""
         if blocked:
             return self._refuse(blocked)
-        pressure = self._press_pressure_pa
+        pressure = self._pressures[self.press]
         if pressure is not None and not pressure <= self.pressure_threshold_pa:   # NaN too
-            return self._refuse(f"press reports {pressure / 1e6:.3f} MPa, above the zone "
+            return self._refuse(f"{self.press} reports {pressure / 1e6:.3f} MPa, above the zone "
                                 f"threshold {self.pressure_threshold_pa / 1e6:.3f} MPa")
         if not self._client.wait_for_service(timeout_sec=self.service_timeout_s):
             return self._refuse(f"press zone-lease service {self._client.service_name!r} not "
@@ -146,8 +166,10 @@ class ZoneLeaseClient:
     def close(self) -> None:
         """Release any lease and destroy the ROS entities of this client."""
         self.zone_exit()
-        self._node.destroy_subscription(self._state_sub)
-        self._node.destroy_client(self._client)
+        for subscription in self._state_subs:
+            self._node.destroy_subscription(subscription)
+        for client in self._clients.values():
+            self._node.destroy_client(client)
 
     # ----------------------------------------------------------------- internals
     def _refuse(self, reason: str) -> bool:

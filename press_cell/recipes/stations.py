@@ -5,15 +5,23 @@ The layout file (``config/stations.yaml``) speaks lab units with the unit in the
 Every error names the file, the line, the key and what is allowed, because the YAML is
 composed (not just loaded) so each value keeps its line mark.
 
+Several presses: a die station may name the press node that owns it (``press:``, default
+``press``) and its own press-zone box (``press_zone:``, default the top-level one). Checked at
+load: every die lies inside its zone, the park pose outside all of them, zones of different
+presses do not touch, two presses never share a zone, and the straight travel at the safe
+height from every tray/rack slot and the park pose to a die never crosses another press's zone
+(the arm holds only the lease of the die it goes to; see ``CellLayout.for_target``).
+
 Slots are addressed as ``"station/index"`` (``"pellet_tray/3"``); a single-slot station may
 be named alone (``"press_die"``). Tray slot ``n`` sits at ``row = n // columns``,
 ``column = n % columns``, offset from the origin by ``column * pitch_x`` along the tray's x
 axis and ``row * pitch_y`` along its y axis (the tray frame is rotated by ``yaw_deg``).
 """
 
+import dataclasses
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +119,42 @@ class CellLayout:
     safe_z_m: float               # travel height, m
     approach_height_m: float      # start of the slow final approach above a slot, m
     park_pose: Pose               # rest pose outside the press zone
-    press_zone: ZoneBox
+    press_zone: ZoneBox           # the top-level zone (the first press's die)
     source: str = "<string>"      # file the layout came from
+    die_presses: dict = field(default_factory=dict)   # die station -> press node name
+    die_zones: dict = field(default_factory=dict)     # die station -> its ZoneBox
+
+    @property
+    def presses(self) -> tuple:
+        """Return the press node names that own a die, in layout order (no repeats)."""
+        return tuple(dict.fromkeys(self.die_presses.values()))
+
+    def zone_of(self, station: str) -> ZoneBox:
+        """Return the press zone of a die station (the top-level zone for any other station)."""
+        return self.die_zones.get(str(station).partition("/")[0], self.press_zone)
+
+    def press_of(self, station: str) -> str:
+        """Return the press node owning ``station``'s zone (a die's own press, else the first)."""
+        name = str(station).partition("/")[0]
+        if name in self.die_presses:
+            return self.die_presses[name]
+        for die, zone in self.die_zones.items():
+            if zone == self.press_zone:
+                return self.die_presses[die]
+        return self.presses[0] if self.presses else "press"
+
+    def in_any_press_zone(self, position_m) -> bool:
+        """Return whether a point (m) lies in the press zone of any die."""
+        zones = set(self.die_zones.values()) | {self.press_zone}
+        return any(zone.contains(position_m) for zone in zones)
+
+    def for_target(self, station: str) -> "CellLayout":
+        """Return this layout with ``press_zone`` = the zone of the die ``station`` names.
+
+        The placement sequence guards ``press_zone`` only; the load-time path check makes sure
+        no travel to this die crosses another press's zone.
+        """
+        return dataclasses.replace(self, press_zone=self.zone_of(station))
 
     def resolve_slot(self, ref: str) -> tuple:
         """Return ``(station, slot_index, pose)`` of ``"station/index"`` or ``"station"``."""
@@ -150,7 +192,8 @@ _RANGES = {
     "columns": (1, 24, "slots"),
 }
 _TOP_KEYS = {"frame_id", "safe_z_mm", "approach_height_mm", "park", "stations", "press_zone"}
-_STATION_KEYS = {"kind", "accepts", "origin", "rows", "columns", "pitch_x_mm", "pitch_y_mm"}
+_STATION_KEYS = {"kind", "accepts", "origin", "rows", "columns", "pitch_x_mm", "pitch_y_mm",
+                 "press", "press_zone"}
 _POSE_KEYS = ("x_mm", "y_mm", "z_mm", "yaw_deg")
 _POINT_KEYS = ("x_mm", "y_mm", "z_mm")
 
@@ -206,6 +249,23 @@ class _Reader:
         items = self.mapping(node, key, set(names))
         return tuple(self.number(self.require(items, node, key, n), f"{key}.{n}", n)
                      for n in names)
+
+
+def _parse_zone(reader: _Reader, node: yaml.Node, key: str) -> ZoneBox:
+    items = reader.mapping(node, key, {"min", "max"})
+    zmin = reader.point(reader.require(items, node, key, "min"), f"{key}.min", _POINT_KEYS)
+    zmax_node = reader.require(items, node, key, "max")
+    zmax = reader.point(zmax_node, f"{key}.max", _POINT_KEYS)
+    for axis, (lo, hi) in zip(_POINT_KEYS, zip(zmin, zmax, strict=True), strict=True):
+        if not hi > lo:
+            raise reader.error(zmax_node, f"{key}.max.{axis}",
+                               f"{hi} must be greater than {key}.min.{axis} = {lo}")
+    return ZoneBox(tuple(v * MM for v in zmin), tuple(v * MM for v in zmax))
+
+
+def _boxes_touch(a: ZoneBox, b: ZoneBox) -> bool:
+    return bool(all(lo_a <= hi_b and lo_b <= hi_a for lo_a, hi_a, lo_b, hi_b
+                    in zip(a.min_m, a.max_m, b.min_m, b.max_m, strict=True)))
 
 
 def _pose_from_mm(x_mm: float, y_mm: float, z_mm: float, yaw_deg: float) -> Pose:
@@ -282,16 +342,7 @@ def parse_layout(text: str, source: str = "<string>") -> CellLayout:
     park = _pose_from_mm(*reader.point(park_node, "park", _POSE_KEYS))
 
     zone_node = reader.require(top, root, "", "press_zone")
-    zone_items = reader.mapping(zone_node, "press_zone", {"min", "max"})
-    zmin = reader.point(reader.require(zone_items, zone_node, "press_zone", "min"),
-                        "press_zone.min", _POINT_KEYS)
-    zmax_node = reader.require(zone_items, zone_node, "press_zone", "max")
-    zmax = reader.point(zmax_node, "press_zone.max", _POINT_KEYS)
-    for axis, (lo, hi) in zip(_POINT_KEYS, zip(zmin, zmax, strict=True), strict=True):
-        if not hi > lo:
-            raise reader.error(zmax_node, f"press_zone.max.{axis}",
-                               f"{hi} must be greater than press_zone.min.{axis} = {lo}")
-    zone = ZoneBox(tuple(v * MM for v in zmin), tuple(v * MM for v in zmax))
+    zone = _parse_zone(reader, zone_node, "press_zone")
     if zone.contains(park.position_m):
         raise reader.error(park_node, "park", "the park pose must lie outside press_zone")
 
@@ -301,22 +352,76 @@ def parse_layout(text: str, source: str = "<string>") -> CellLayout:
     names = {str(k.value) for k, _ in stations_node.value}
     station_items = reader.mapping(stations_node, "stations", names)
     stations = {}
+    die_presses, die_zones, die_nodes = {}, {}, {}
     for name, node in station_items.items():
         station, origin_node = _parse_station(reader, name, node)
+        items = reader.mapping(node, f"stations.{name}", _STATION_KEYS)
+        for extra in ("press", "press_zone"):
+            if extra in items and station.kind != StationKind.DIE:
+                raise reader.error(items[extra], f"stations.{name}.{extra}",
+                                   "only a die station belongs to a press")
+        if station.kind == StationKind.DIE:
+            die_presses[name] = (reader.string(items["press"], f"stations.{name}.press")
+                                 if "press" in items else "press")
+            die_zones[name] = (_parse_zone(reader, items["press_zone"],
+                                           f"stations.{name}.press_zone")
+                               if "press_zone" in items else zone)
+            die_nodes[name] = items.get("press_zone", node)
+            if die_zones[name].contains(park.position_m):
+                raise reader.error(die_nodes[name], f"stations.{name}.press_zone",
+                                   "the park pose must lie outside every press zone")
         top_slot_mm = max(p.z_m for p in station.slot_poses) / MM
         if top_slot_mm + approach_mm > safe_z_mm:
             safe_line = safe_node.start_mark.line + 1
             raise reader.error(origin_node, f"stations.{name}.origin.z_mm",
                                f"{top_slot_mm:g} + approach_height_mm {approach_mm:g} must not "
                                f"exceed safe_z_mm {safe_z_mm:g} (line {safe_line})")
-        if station.kind == StationKind.DIE and not zone.contains(station.slot_poses[0].position_m):
+        if station.kind == StationKind.DIE and \
+                not die_zones[name].contains(station.slot_poses[0].position_m):
+            own = "its press_zone" if "press_zone" in items else "press_zone"
             raise reader.error(origin_node, f"stations.{name}.origin",
-                               "the die must lie inside press_zone, or the zone interlock "
+                               f"the die must lie inside {own}, or the zone interlock "
                                "would not guard it")
         stations[name] = station
     if not any(s.kind == StationKind.DIE for s in stations.values()):
         raise reader.error(stations_node, "stations", "the layout needs a station of kind 'die'")
-    return CellLayout(frame_id, stations, safe_z_mm * MM, approach_mm * MM, park, zone, source)
+    _check_presses(reader, stations, die_presses, die_zones, die_nodes, park, safe_z_mm * MM)
+    return CellLayout(frame_id, stations, safe_z_mm * MM, approach_mm * MM, park, zone, source,
+                      die_presses, die_zones)
+
+
+def _check_presses(reader, stations, die_presses, die_zones, die_nodes, park, safe_z_m):
+    """Check that the presses' zones stay apart and no travel to a die crosses another's."""
+    dies = list(die_presses)
+    for i, a in enumerate(dies):
+        for b in dies[i + 1:]:
+            if die_presses[a] == die_presses[b]:
+                continue
+            if die_zones[a] == die_zones[b]:
+                raise reader.error(die_nodes[b], f"stations.{b}",
+                                   f"dies of two presses ({die_presses[a]!r}, "
+                                   f"{die_presses[b]!r}) share one press zone; give {b!r} "
+                                   "its own press_zone")
+            if _boxes_touch(die_zones[a], die_zones[b]):
+                raise reader.error(die_nodes[b], f"stations.{b}.press_zone",
+                                   f"touches the press zone of {a!r} (press "
+                                   f"{die_presses[a]!r}); zones of two presses must be apart")
+    for die in dies:
+        target = stations[die].slot_poses[0].position_m
+        starts = [("park", park.position_m)] + [
+            (f"{name}/{n}", pose.position_m) for name, station in stations.items()
+            if station.is_source and station.accepts & stations[die].accepts
+            for n, pose in enumerate(station.slot_poses)]
+        for other in dies:
+            if die_presses[other] == die_presses[die]:
+                continue
+            for label, start in starts:
+                if die_zones[other].intersects_segment((start[0], start[1], safe_z_m),
+                                                       (target[0], target[1], safe_z_m)):
+                    raise reader.error(die_nodes[other], f"stations.{other}.press_zone",
+                                       f"the arm's travel from {label} to {die!r} at the "
+                                       f"safe height crosses this zone of press "
+                                       f"{die_presses[other]!r}; move the stations apart")
 
 
 def load_layout(path) -> CellLayout:
