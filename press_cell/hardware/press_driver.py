@@ -35,6 +35,14 @@ class PressDeviceFault(PressError):
     """The press reported a fault of its own (relief trip, over-travel, internal watchdog)."""
 
 
+class PressWatchdogTrip(PressDeviceFault):
+    """The press's own comms watchdog vented it: its controller or the link went quiet.
+
+    The press dumped its load by itself, so clearing this latch once the link is back applies
+    nothing; a controller that (re)connects may clear it with ``reset_fault()``.
+    """
+
+
 class PressModeError(PressError):
     """A command was sent in a mode the press does not support."""
 

@@ -64,6 +64,7 @@ from press_cell.hardware.press_driver import (
     PressMode,
     PressModeError,
     PressReading,
+    PressWatchdogTrip,
 )
 from press_cell.physics.hydraulics import HydraulicParams
 from press_cell.physics.load_cell import LoadCellParams
@@ -178,7 +179,9 @@ class SimulatedPress(PressDriver):
             self._check_link()
             self._sync()
             if self._device_fault:
-                raise PressDeviceFault(f"press reports a fault: {self._device_fault}")
+                error = PressWatchdogTrip if self._device_fault.startswith("watchdog") \
+                    else PressDeviceFault
+                raise error(f"press reports a fault: {self._device_fault}")
             reading = self._force_reading_n()
             if math.isnan(reading):
                 raise PressDeviceFault("load cell reads NaN; check the sensor cable")

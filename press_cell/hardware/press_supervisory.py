@@ -44,6 +44,7 @@ from press_cell.hardware.press_driver import (
     PressMode,
     PressModeError,
     PressReading,
+    PressWatchdogTrip,
 )
 from press_cell.timebase import Clock, MonotonicClock
 
@@ -256,7 +257,8 @@ class SupervisorySerialPress(PressDriver):
         self._require_link()
         state = self._state()
         if state.fault is not FaultCode.NONE:
-            raise PressDeviceFault(
+            error = PressWatchdogTrip if state.fault is FaultCode.WATCHDOG else PressDeviceFault
+            raise error(
                 f"press reports fault E{int(state.fault):02d} ({FAULT_TEXT[state.fault]}); "
                 "clear it with reset_fault() once the cause is fixed"
             )

@@ -72,7 +72,12 @@ from press_cell.control.hold_end import HoldEndError
 from press_cell.control.press_runtime import CycleRefused, PressRuntime
 from press_cell.control.profile import Phase
 from press_cell.control.supervisor import ERROR_CODES, SafetyLimits
-from press_cell.hardware.press_driver import PressDeviceFault, PressError, PressMode
+from press_cell.hardware.press_driver import (
+    PressDeviceFault,
+    PressError,
+    PressMode,
+    PressWatchdogTrip,
+)
 from press_cell.msg import ControllerTiming, DeviceStatus, ImpedanceSample, PressState, PressTrace
 from press_cell.nodes import diagnostics as diag
 from press_cell.nodes.node_runner import run_node
@@ -218,7 +223,7 @@ class PressNode(LifecycleNode):
                 hw = build_press_hardware(settings)
             if not hw.driver.is_connected:
                 hw.driver.connect()
-            hw.driver.self_check()
+            self._self_check_after_watchdog(hw.driver)
             caps = hw.driver.capabilities
         except (PressError, ValueError) as exc:
             self.get_logger().error(f"configure failed: press self-check: {exc}")
@@ -270,6 +275,24 @@ class PressNode(LifecycleNode):
             + (", lockstep unpaced" if hw.lockstep and not hw.time_scale else ""))
         self._publish_status(force=True)
         return TransitionCallbackReturn.SUCCESS
+
+    def _self_check_after_watchdog(self, driver) -> None:
+        """Self-check; a press its own watchdog vented (we went away) is cleared and rechecked.
+
+        After a crash, a SIGKILL or a pulled cable the press vented itself and latched its
+        watchdog fault; a configure is the explicit step that takes the press over again, so
+        the latch is cleared here (nothing is re-applied: the press stays vented and idle) and
+        the self-check repeated. Any other device fault still fails the configure.
+        """
+        try:
+            driver.self_check()
+        except PressWatchdogTrip as exc:
+            if not hasattr(driver, "reset_fault"):
+                raise
+            self.get_logger().warning(f"configure: {exc}; the press vented itself while no "
+                                      "controller was talking to it; latch cleared, press idle")
+            driver.reset_fault()
+            driver.self_check()
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         """Start the control loop, publishers, timers, services and the action server."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -76,16 +76,24 @@ def record_figure(case, **figures):
             out.write(json.dumps({"case": case, **figures}) + "\n")
 
 
+class Feedbacks(deque):
+    """A goal's feedback messages, and (``result``) the future of its result."""
+
+    result = None
+
+
 class LineLog:
     """Drain a process's text output into a list on a thread (the pipe never fills)."""
 
     def __init__(self, stream):
         self.lines = []
+        self.arrivals = []          # time.monotonic() of each line, s
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
     def _read(self, stream):
         for line in stream:
+            self.arrivals.append(time.monotonic())
             self.lines.append(line.rstrip("\n"))
 
     def find(self, text):
@@ -129,6 +137,11 @@ class SerialEmulator:
     def events(self):
         """Return the ``event ...`` lines the press reported by itself."""
         return self.log.find("event ")
+
+    def event_time(self, text, after_s=0.0):
+        """Return the arrival (time.monotonic, s) of the first event with ``text`` after a time."""
+        return next((t for t, line in zip(self.log.arrivals, list(self.log.lines), strict=False)
+                     if t >= after_s and line.startswith("event ") and text in line), None)
 
     def close(self):
         """End the emulator (end of stdin quits it)."""
@@ -174,6 +187,7 @@ class PressFaultRig:
                                       RECORD)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.lifecycle = self.node.create_client(ChangeState, "press/change_state")
+        self.get_state = self.node.create_client(GetState, "press/get_state")
         self.param_client = AsyncParameterClient(self.node, f"{namespace}/press")
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -258,24 +272,40 @@ class PressFaultRig:
         request.transition = Transition(id=transition_id)
         return self.client.call(self.lifecycle, request, timeout_s=60.0).success
 
+    def lifecycle_state(self):
+        """Return the node's lifecycle state label (``active``, ``inactive``, ...)."""
+        reply = self.client.call(self.get_state, GetState.Request(), timeout_s=30.0)
+        return reply.current_state.label
+
     def recover_by_lifecycle(self):
-        """deactivate, cleanup, configure, activate; wait until the press is READY again."""
-        for transition_id in LIFECYCLE_RECOVERY:
+        """Run deactivate, cleanup, configure, activate from wherever the node is; wait READY.
+
+        Returns the transitions run (all four from ``active``).
+        """
+        start = {"active": 0, "inactive": 1, "unconfigured": 2}[self.lifecycle_state()]
+        for transition_id in LIFECYCLE_RECOVERY[start:]:
             assert self.transition(transition_id), f"lifecycle transition {transition_id} failed"
         self.client.wait_for_server(30.0)
         self.wait_ready()
+        return LIFECYCLE_RECOVERY[start:]
 
     def start_goal(self, goal):
         """Send ``goal`` (must be accepted); return (handle, feedback list)."""
-        feedbacks = deque()
+        feedbacks = Feedbacks()
         handle = self.client.send_goal(goal, feedback_callback=lambda m:
                                        feedbacks.append(m.feedback))
+        feedbacks.result = handle.get_result_async()
         return handle, feedbacks
 
     def wait_feedback(self, feedbacks, predicate, what, timeout_s=30.0):
-        """Wait for a feedback message matching ``predicate``."""
-        return wait_for(lambda: next((f for f in list(feedbacks) if predicate(f)), None),
-                        timeout_s, what)
+        """Wait for a feedback message matching ``predicate``; fail at once if the goal ended."""
+        def seen():
+            found = next((f for f in list(feedbacks) if predicate(f)), None)
+            if found is None and feedbacks.result.done():
+                result = feedbacks.result.result().result
+                raise AssertionError(f"the goal ended before {what}: {result.error_msg}")
+            return found
+        return wait_for(seen, timeout_s, what)
 
     def trace_of(self, part_id, timeout_s=10.0):
         """Wait for and return the ~/trace record of the cycle ``part_id``."""
