@@ -206,14 +206,28 @@ class _Reader:
         self._loader = yaml.SafeLoader("")
 
     def error(self, node: yaml.Node, key: str, message: str) -> StationsConfigError:
-        return StationsConfigError(self.source, node.start_mark.line + 1, key, message)
+        return StationsConfigError(self.source, node.start_mark.line + 1, key or "<document>",
+                                   message)
+
+    def construct(self, node: yaml.Node):
+        """Return the node's Python value, or None when its explicit tag does not fit its text.
+
+        PyYAML raises ValueError/KeyError/ConstructorError for ``!!float abc``, ``!!bool maybe``
+        or ``!!timestamp 2020-02-30`` (found by test_fuzz_config); the callers then report the
+        value as not what the key needs.
+        """
+        try:
+            return self._loader.construct_object(node)
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError):
+            return None
 
     def mapping(self, node: yaml.Node, key: str, allowed: set) -> dict:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key, "must be a mapping")
         out = {}
         for key_node, value_node in node.value:
-            name = str(self._loader.construct_object(key_node))
+            name = str(self.construct(key_node) if isinstance(key_node, yaml.ScalarNode)
+                       else key_node.value)
             if name not in allowed:
                 raise self.error(key_node, f"{key}.{name}".lstrip("."),
                                  f"unknown key; allowed: {', '.join(sorted(allowed))}")
@@ -229,7 +243,7 @@ class _Reader:
 
     def number(self, node: yaml.Node, key: str, name: str) -> float:
         low, high, unit = _RANGES[name]
-        value = self._loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else None
+        value = self.construct(node) if isinstance(node, yaml.ScalarNode) else None
         want_int = isinstance(low, int)
         ok_type = isinstance(value, int) if want_int else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not math.isfinite(value):

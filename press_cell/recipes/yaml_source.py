@@ -81,9 +81,23 @@ def compose_text(text: str, file: str, log: ProblemLog):
     return MapView(root, file, "", log), file
 
 
+class _Unreadable:
+    """The value of a scalar whose explicit tag does not fit its text (``!!float abc``)."""
+
+
+_UNREADABLE = _Unreadable()
+# What PyYAML's safe constructor raises for a tag that does not fit its text: ``!!float abc``
+# (ValueError), ``!!bool maybe`` (KeyError), ``!!timestamp 2020-02-30`` (ValueError), an unknown
+# ``!!python/...`` tag (ConstructorError). Found by test_fuzz_config.
+_CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError)
+
+
 def _scalar_value(node):
-    """Construct the Python value of a scalar node with YAML's safe rules."""
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    """Construct the Python value of a scalar node with YAML's safe rules (or ``_UNREADABLE``)."""
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except _CONSTRUCT_ERRORS:
+        return _UNREADABLE
 
 
 def _describe(node) -> str:
@@ -91,6 +105,9 @@ def _describe(node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
+    if _scalar_value(node) is _UNREADABLE:
+        tag = node.tag.removeprefix("tag:yaml.org,2002:")
+        return f"{node.value!r} tagged {tag!r}, which YAML cannot read as that type"
     return repr(node.value)
 
 
