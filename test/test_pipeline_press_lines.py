@@ -1,6 +1,6 @@
 """Two press lines, one arm: cells overlap, the arm is never shared, no die is entered loaded.
 
-Fake device ports on a scaled clock (device seconds run 100x faster than wall seconds): a
+Fake device ports on a scaled clock (device seconds run 200x faster than wall seconds): a
 press cycle holds its die "under pressure" for its duration, a placement takes a short time
 and records which die it entered and whether that die's press was loaded at that moment.
 """
@@ -26,7 +26,7 @@ from press_cell.recipes.stations import load_layout
 
 LAYOUT = load_layout(config_file("stations.yaml"))
 RECIPE = load_recipes().assembly["li_symmetric_cell"]
-TIME_SCALE = 100.0          # device seconds per wall second
+TIME_SCALE = 200.0          # device seconds per wall second
 PRESS_S = {"compaction": 10.0, "prepress_a": 5.0, "prepress_b": 5.0, "stack_press": 30.0}
 PLACE_S = 1.0               # device seconds per placement
 MEASURE_S = 3.0

@@ -2,8 +2,10 @@
 
 ``ZoneLeaseClient`` fulfils ``press_cell.control.placement.ZoneGate`` for a node:
 
-* ``zone_entry_permit()`` refuses at once when the latest ``press/state`` sample reports a
-  pressure above ``pressure_threshold_pa``; otherwise it ACQUIREs a lease from the
+* ``zone_entry_permit()`` refuses when ``press/state`` reports a pressure above
+  ``pressure_threshold_pa`` and no newer sample at or below it arrives within
+  ``FRESH_SAMPLE_WAIT_S`` (the last sample of a fast, lockstep release can be a mid-release
+  one, and the idle press publishes at 2 Hz); otherwise it ACQUIREs a lease from the
   ``press/zone_lease`` service (namespace-relative) and refuses when the service does not
   answer within ``service_timeout_s``, when the press denies, or when the press's own
   reading in the reply is above the threshold. A granted lease is RENEWed by a timer at a
@@ -37,6 +39,8 @@ from rclpy.node import Node
 from press_cell.msg import PressState
 from press_cell.nodes import qos
 from press_cell.srv import ZoneLease
+
+FRESH_SAMPLE_WAIT_S = 1.0   # s, wait for a press sample below the threshold before refusing
 
 
 class ZoneLeaseClient:
@@ -75,6 +79,7 @@ class ZoneLeaseClient:
         if not presses:
             raise ValueError("presses must name at least one press node")
         self._pressures: dict = {press: None for press in presses}   # press -> Pa or None
+        self._sample = threading.Condition()
         self.last_refusal = ""          # why the last zone_entry_permit() said no
         self.lease_lost_reason = ""     # set when a renewal was denied while inside
         self._group = MutuallyExclusiveCallbackGroup()
@@ -113,7 +118,9 @@ class ZoneLeaseClient:
     def _on_press_state(self, press: str, msg: PressState) -> None:
         """Keep the latest pressure (Pa) of each press for the entry check."""
         first = self._pressures[press] is None
-        self._pressures[press] = float(msg.pressure)
+        with self._sample:
+            self._pressures[press] = float(msg.pressure)
+            self._sample.notify_all()
         if first:
             self._notify()
 
@@ -124,8 +131,10 @@ class ZoneLeaseClient:
         blocked = self._entry_blocked() if self._entry_blocked is not None else ""
         if blocked:
             return self._refuse(blocked)
-        pressure = self._pressures[self.press]
-        if pressure is not None and not pressure <= self.pressure_threshold_pa:   # NaN too
+        with self._sample:
+            self._sample.wait_for(lambda: not self._above_threshold(), FRESH_SAMPLE_WAIT_S)
+            pressure = self._pressures[self.press]
+        if self._above_threshold():
             return self._refuse(f"{self.press} reports {pressure / 1e6:.3f} MPa, above the zone "
                                 f"threshold {self.pressure_threshold_pa / 1e6:.3f} MPa")
         if not self._client.wait_for_service(timeout_sec=self.service_timeout_s):
@@ -154,6 +163,10 @@ class ZoneLeaseClient:
                        f"(renewing every {period_s:.2f} s)")
         self._notify()
         return True
+
+    def _above_threshold(self) -> bool:
+        pressure = self._pressures[self.press]
+        return pressure is not None and not pressure <= self.pressure_threshold_pa  # NaN too
 
     def zone_exit(self) -> None:
         """Stop renewing and hand the lease back to the press."""
