@@ -31,7 +31,7 @@ from press_cell.hardware.arm_driver import ArmError
 from press_cell.hardware.potentiostat_driver import PotentiostatError
 from press_cell.hardware.press_driver import PressError, PressProtocolError
 
-FAST = settings(max_examples=300, deadline=None,
+FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 DRIVER = settings(max_examples=25, deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +243,7 @@ class _McapScanSource:
     def _records(self) -> Iterator[Any]:
         """Yield intact records; remember why the scan stopped (EOF without footer, garbage)."""
         with self.file_path.open("rb") as stream:
-            reader = StreamReader(stream, record_size_limit=2**31)
+            reader = StreamReader(stream, record_size_limit=2**31, validate_crcs=True)
             try:
                 yield from reader.records
                 self.complete = True
@@ -423,7 +424,7 @@ class _McapChunkWalker:
 
     def _chunk(self, buf, body: int, out: dict) -> int:
         """Decompress one chunk record and collect its messages."""
-        _, _, uncompressed_size, _ = _CHUNK.unpack_from(buf, body)
+        _, _, uncompressed_size, crc = _CHUNK.unpack_from(buf, body)
         (clen,) = _U32.unpack_from(buf, body + 28)
         compression = bytes(buf[body + 32:body + 32 + clen]).decode()
         (size,) = _U64.unpack_from(buf, body + 32 + clen)
@@ -437,6 +438,11 @@ class _McapChunkWalker:
             raise ValueError(f"unsupported MCAP chunk compression {compression!r}")
         else:
             data = bytes(data)
+        if crc and zlib.crc32(data) != crc:
+            # a flipped byte that still decompresses (found by test_fuzz_bags): refuse the
+            # chunk rather than return altered samples
+            raise ValueError(f"an MCAP chunk's CRC does not match (0x{zlib.crc32(data):08x}, "
+                             f"recorded 0x{crc:08x}): its content is damaged")
         count = self._records(data, 0, len(data), out)
         if count < 0:
             raise ValueError("an MCAP chunk's content is damaged")

@@ -95,11 +95,16 @@ def _fallback_values(typestore: Typestore, raw: bytes, msgtype: str, fields: lis
     return values
 
 
-def decode_columns(typestore: Typestore, msgtype: str, raws: list[bytes]) -> dict[str, np.ndarray]:
+def decode_columns(typestore: Typestore, msgtype: str, raws: list[bytes],
+                   undecodable: list | None = None) -> dict[str, np.ndarray]:
     """Decode ``raws`` (CDR messages of ``msgtype``) into ``{dotted field: array}``.
 
     Numeric fields become arrays of their ROS type (bool as numpy bool); strings become object
     arrays of ``str``. Raises ``LayoutNotFixed`` for types with arrays or sequences.
+
+    A message that does not decode (a damaged bag: a string length beyond the message, a cut
+    message) raises rosbags' error, unless ``undecodable`` is a list: then ``(index, reason)``
+    is appended to it and the row keeps zeros / empty text for the caller to drop.
     """
     fields = leaves(typestore, msgtype)
     count = len(raws)
@@ -121,7 +126,15 @@ def decode_columns(typestore: Typestore, msgtype: str, raws: list[bytes]) -> dic
         if first[1] != 1:  # big-endian CDR: rare; decode with rosbags
             slow.extend(index)
             continue
-        offsets, length_words = _layout(first, fields)
+        try:
+            offsets, length_words = _layout(first, fields)
+        except ValueError:          # the group's first message is damaged: one by one
+            slow.extend(index)
+            continue
+        if any(o + (f.width if f.kind != "string" else 0) > length
+               for o, f in zip(offsets, fields, strict=True)):
+            slow.extend(index)      # the layout reads past the message: damaged, one by one
+            continue
         block = np.frombuffer(b"".join(raws[i] for i in index), dtype=np.uint8)
         block = block.reshape(len(index), length)
         same = np.ones(len(index), dtype=bool)
@@ -147,8 +160,16 @@ def decode_columns(typestore: Typestore, msgtype: str, raws: list[bytes]) -> dic
                 raw_col = np.ascontiguousarray(block[:, offset:offset + leaf.width])
                 columns[leaf.name][rows] = raw_col.view(leaf.dtype).ravel()
     for i in slow:
-        for leaf, value in zip(fields, _fallback_values(typestore, raws[i], msgtype, fields),
-                               strict=True):
+        try:
+            values = _fallback_values(typestore, raws[i], msgtype, fields)
+        except Exception as exc:    # noqa: BLE001 - rosbags raises several types on damage
+            if undecodable is None:
+                raise
+            undecodable.append((i, f"{type(exc).__name__}: {exc}"))
+            for leaf in fields:
+                columns[leaf.name][i] = "" if leaf.kind == "string" else 0
+            continue
+        for leaf, value in zip(fields, values, strict=True):
             columns[leaf.name][i] = value
     return columns
 

@@ -161,6 +161,8 @@ class _ColumnCollector:
         self.raws: list[bytes] = []
         self.receive: list[int] = []
         self.parts: list[dict[str, np.ndarray]] = []
+        self.undecodable = 0            # messages left out because they do not decode
+        self.first_undecodable = ""     # the reason of the first one
 
     def extend(self, stamps: list[int], datas: list[bytes]) -> None:
         self.raws.extend(datas)
@@ -171,8 +173,16 @@ class _ColumnCollector:
     def _decode(self) -> None:
         if not self.raws:
             return
-        cols = decode_columns(self.bag.typestore, self.msgtype, self.raws)
+        bad: list = []
+        cols = decode_columns(self.bag.typestore, self.msgtype, self.raws, undecodable=bad)
         receive = np.asarray(self.receive, dtype=np.int64)
+        if bad:     # a damaged bag: leave those rows out, load_run names them in the problems
+            self.undecodable += len(bad)
+            self.first_undecodable = self.first_undecodable or bad[0][1]
+            keep = np.ones(len(self.raws), dtype=bool)
+            keep[[i for i, _ in bad]] = False
+            cols = {k: v[keep] for k, v in cols.items()}
+            receive = receive[keep]
         part = {new: cols[old] for old, new in self.mapping.items()}
         # Through integer ns, as rclpy's Time.nanoseconds * 1e-9: one rounding, not two.
         part["time_ns"] = _stamp_ns(cols, receive)
@@ -309,6 +319,11 @@ def load_run(path: str | Path, namespace: str | None = None,
         spectra.sort(key=lambda sp: sp.time_s)
         traces.sort(key=lambda tr: tr.receive_time_s)
         columns = {key: c.result() for key, c in collectors.items()}
+        for collector in collectors.values():
+            if collector.undecodable:
+                problems.append(f"{collector.topic}: {collector.undecodable} message(s) do not "
+                                f"decode and were left out (first: "
+                                f"{collector.first_undecodable})")
         problems.extend(p for p in bag.problems if p not in problems)
         run = Run(
             path=Path(path), storage=bag.storage, info=bag.info, topics=dict(bag.topics),
