@@ -2,7 +2,7 @@
 
 ``make soak`` runs 200 simulated assemblies in one process and fails when threads, file
 descriptors or memory grow past the stated bounds after the warm-up. Here the same program runs
-5 assemblies (2 of warm-up) in a child process, so nothing this test process did can hide or
+4 assemblies (2 of warm-up) in a child process, so nothing this test process did can hide or
 fake a leak; a unit check shows the bound check flags a leaking series.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SOAK_PATH = REPO / "bench" / "soak.py"
-CELLS = 5
+CELLS = 4
 WARMUP = 2
 
 
@@ -32,7 +32,7 @@ def load_soak():
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_short_soak_assembles_every_cell_without_leaking(tmp_path):
-    """Five assemblies pass; threads, fds and RSS stay inside make soak's bounds."""
+    """Four assemblies pass; threads, fds and RSS stay inside make soak's bounds."""
     from conftest import ros_subprocess_env
 
     out = tmp_path / "soak.json"
