@@ -247,21 +247,23 @@ OVERRIDES = (YAML_TREES.map(lambda tree: yaml.safe_dump(tree, allow_unicode=True
 @given(st.sampled_from(["li_symmetric_cell", "na_symmetric_cell", "", "no_such_cell"]) | TEXT,
        OVERRIDES)
 def test_assemble_cell_goals_load_or_are_refused_with_a_reason(inprocess_nodes, name, overrides):
-    """The coordinator's goal callback accepts a valid recipe, refuses the rest, never raises."""
+    """The coordinator's goal check loads a valid recipe and refuses the rest with a reason.
+
+    ``_load`` is what the goal callback runs first; for a refused goal the callback itself is
+    called too (it must reject). An accepted goal's callback is not called: it would reserve
+    tray parts that only an executed goal gives back.
+    """
     coordinator = inprocess_nodes["coordinator"]
     goal = AssembleCell.Goal(recipe_name=name, cell_id="fuzz", overrides_yaml=overrides)
-    response = coordinator._on_goal(goal)
-    if response == GoalResponse.ACCEPT:
-        coordinator._load(goal)         # what execution would load: it must load again
-        record("goals", "AssembleCell (coordinator)", "accepted")
-        return
-    assert response == GoalResponse.REJECT
-    with pytest.raises(Exception) as refused:   # noqa: PT011 - the type is checked below
+    try:
         coordinator._load(goal)
-    assert isinstance(refused.value, RecipeError | KeyError | OSError), repr(refused.value)
-    text = str(refused.value)
-    assert text and ("recipe" in text or "<overrides>" in text or ":" in text), text
-    record("goals", "AssembleCell (coordinator)", f"refused: {type(refused.value).__name__}")
+    except (RecipeError, KeyError, OSError) as exc:
+        assert coordinator._on_goal(goal) == GoalResponse.REJECT
+        text = str(exc)
+        assert text and ("recipe" in text or "<overrides>" in text or ":" in text), text
+        record("goals", "AssembleCell (coordinator)", f"refused: {type(exc).__name__}")
+        return
+    record("goals", "AssembleCell (coordinator)", "loads (would be accepted)")
 
 
 # ------------------------------------------------------------------ over ROS, one press process
