@@ -36,6 +36,7 @@ BENCHMARKS = {
     "bench_press_node": (["--seconds", "30"], ["--seconds", "5", "--cycles", "3"]),
     "bench_recorder": ([], ["--seconds", "2", "--rates", "500", "2000"]),
     "bench_analysis": (["--minutes", "60"], ["--minutes", "5", "--repeat", "1"]),
+    "bench_cells_per_hour": (["--cells", "4"], ["--cells", "2", "--short"]),
 }
 
 # Figures the issue asks for whose benchmark may not exist yet: name -> row shown until it runs.
