@@ -33,6 +33,7 @@ import yaml
 from result_format import add_json_argument, figure, write_result
 
 RECIPE = "li_symmetric_cell"
+PRESS_RATE_HZ = 100.0       # press loop rate: 1000 paced ticks per wall s per press at 10x
 # The ROS tests' shortened Li recipe (test/test_coordinator_ros.py): holds of seconds.
 SHORT_OVERRIDES = yaml.safe_dump({"press_recipes": {
     "li6ps5cl_370mpa_200mg": {"ramp_mpa_s": 15, "hold_s": 2, "release_mpa_s": 20},
@@ -48,8 +49,11 @@ def roomy_params(folder: Path, cells: int) -> Path:
     shipped = Path(config_dir())
     layout = yaml.safe_load((shipped / "stations.yaml").read_text(encoding="utf-8"))
     stations = layout["stations"]
-    stations["anode_rack"].update(rows=max(1, math.ceil(2 * cells / 4)), pitch_y_mm=25)
-    stations["pellet_tray"]["rows"] = max(1, math.ceil(cells / 4))
+    rack_rows = max(1, math.ceil(2 * cells / 4))
+    stations["anode_rack"]["rows"] = rack_rows
+    if rack_rows > 1:
+        stations["anode_rack"]["pitch_y_mm"] = 25
+    stations["pellet_tray"]["rows"] = max(2, math.ceil(cells / 4))
     path = folder / "stations.yaml"
     path.write_text(yaml.safe_dump(layout), encoding="utf-8")
     for node in ("press", "arm", "impedance", "coordinator", "recorder"):
@@ -70,9 +74,13 @@ def run_queue(presses: int, cells: int, time_scale: float, overrides: str, param
     from press_cell.nodes.client_session import ClientSession
 
     nodes = ("press", "arm", "impedance", "coordinator")
+    node_overrides = sim_overrides(cell_nodes(nodes, presses), time_scale,
+                                   press_time_scale=time_scale)
+    for press in ("press", "press_b"):
+        if press in node_overrides:   # paced loops the CPU keeps, two presses in one process
+            node_overrides[press].update(rate_hz=PRESS_RATE_HZ, state_rate_hz=PRESS_RATE_HZ / 2)
     config = BringupConfig(nodes=nodes, params_dir=params, presses=presses,
-                           overrides=sim_overrides(cell_nodes(nodes, presses), time_scale,
-                                                   press_time_scale=time_scale))
+                           overrides=node_overrides)
     events = []             # (wall s, goal index, step name)
     lock = threading.Lock()
     with ClientSession(f"bench_cells_{presses}", "", config, log_level="error") as node:

@@ -139,13 +139,13 @@ def test_a_cancel_while_waiting_for_the_shared_arm_ends_the_wait():
     arm_lock = threading.Lock()
     arm_lock.acquire()          # the other press line is placing
     sequence = AssemblySequence(plan_cell(recipe, "h", "C1", LI_SLOTS), cell, cell, cell,
-                                cell, arm_lock=arm_lock,
-                                on_progress=lambda step, *a: step == "place" and
-                                threading.Timer(0.1, sequence.cancel).start())
+                                cell, arm_lock=arm_lock)
+    threading.Timer(0.3, sequence.cancel).start()
     record = sequence.run()
     assert record.outcome == "CANCELED" and record.failed_step == "place C1/pellet"
     assert "waiting for the arm" in record.message
     assert not any(c.startswith("place") for c in cell.calls)
+    assert cell.made_safe == 1 and arm_lock.locked()     # the other line still holds it
 
 
 def test_cancel_is_thread_safe_before_start():

@@ -134,6 +134,10 @@ def test_two_lines_overlap_and_share_the_arm_safely():
                   for other, _step, h0, h1 in world.press_log
                   if other != die and p0 < h1 and h0 < p1]
     assert overlapped, "no placement overlapped the other press's cycle"
+    # the arm serves one die at a time: a cell's three placements form one block
+    order = [component.split("/")[0] for _d, component, _s, _e in sorted(
+        world.place_log, key=lambda entry: entry[2])]
+    assert all(len(set(order[i:i + 3])) == 1 for i in range(0, len(order), 3)), order
     # placements never overlap each other
     spans = sorted((p0, p1) for _d, _c, p0, p1 in world.place_log)
     assert all(a1 <= b0 + 1e-6 for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False))

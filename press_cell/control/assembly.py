@@ -162,9 +162,11 @@ class AssemblySequence:
                  arm_lock: threading.Lock = None, on_pick=None) -> None:
         """Prepare the run; ``on_progress(step, index, count, detail)`` reports each sub-step.
 
-        ``arm_lock`` (optional) is held around each placement, so several sequences sharing an
-        arm (two presses, pipelined) never command it at the same time; a cancel while waiting
-        for it ends the wait. ``on_pick(source_slot, outcome)`` (optional) is told how every
+        ``arm_lock`` (optional) is held over each run of consecutive placements (a cell's
+        pellet and anodes as one block), so several sequences sharing an arm (two presses,
+        pipelined) never command it at the same time and the arm finishes one die before it
+        serves the other; a cancel while waiting for it ends the wait; it is given back before
+        ``make_safe``. ``on_pick(source_slot, outcome)`` (optional) is told how every
         placement ended, so a tray inventory can follow the parts.
         """
         self.plan = plan
@@ -231,15 +233,8 @@ class AssemblySequence:
 
     def _place_step(self, kind, component_id, slot):
         def run(record):
-            while not self._arm_lock.acquire(timeout=ARM_WAIT_POLL_S):
-                if self._cancel.is_set():
-                    return DeviceOutcome(False, canceled=True,
-                                         message="canceled while waiting for the arm")
-            try:
-                outcome = self.arm.place(kind, component_id, slot, self.plan.die_station,
-                                         self._cancel)
-            finally:
-                self._arm_lock.release()
+            outcome = self.arm.place(kind, component_id, slot, self.plan.die_station,
+                                     self._cancel)
             self._on_pick(slot, outcome)
             if outcome.success:
                 record.placed.append(component_id)
@@ -286,11 +281,17 @@ class AssemblySequence:
                                 recipe_hash=plan.recipe_hash, started_s=time.time())
         start = time.monotonic()
         count = len(self._substeps)
+        holds_arm = False
         try:
             for index, (kind, label, action) in enumerate(self._substeps, start=1):
                 if self._cancel.is_set():
                     raise _StepFailed(label, DeviceOutcome(False, canceled=True,
                                                            message="canceled"))
+                if holds_arm and kind != "place":
+                    self._arm_lock.release()
+                    holds_arm = False
+                if kind == "place" and not holds_arm:
+                    holds_arm = self._take_arm(label)
                 self._on_progress(kind, index, count, label)
                 outcome = action(record)
                 if not outcome.success:
@@ -301,11 +302,25 @@ class AssemblySequence:
             record.failed_step = failure.step
             canceled = failure.outcome.canceled or self._cancel.is_set()
             record.outcome = "CANCELED" if canceled else "STEP_FAILED"
+            if holds_arm:       # make_safe checks the arm under the same lock
+                self._arm_lock.release()
+                holds_arm = False
             safe = self.safety.make_safe()
             record.message = (f"{'canceled during' if canceled else 'step failed:'} "
                               f"{failure.step}: {failure.outcome.message or 'no reason given'}"
                               f" (device code {failure.outcome.error_code}); {safe}")
             record.verdict = "NOT JUDGED: " + record.message
             _LOG.warning("cell %s: %s", plan.cell_id, record.message)
+        finally:
+            if holds_arm:
+                self._arm_lock.release()
         record.duration_s = time.monotonic() - start
         return record
+
+    def _take_arm(self, label: str) -> bool:
+        """Wait for the shared arm (True when taken); raise _StepFailed on a cancel."""
+        while not self._arm_lock.acquire(timeout=ARM_WAIT_POLL_S):
+            if self._cancel.is_set():
+                raise _StepFailed(label, DeviceOutcome(
+                    False, canceled=True, message="canceled while waiting for the arm"))
+        return True
