@@ -45,7 +45,7 @@ def bags(tmp_path_factory):
 
 DAMAGE = st.fixed_dictionaries({
     "storage": st.sampled_from(["mcap", "sqlite3"]),
-    "cut": st.none() | st.floats(0.0, 1.0),
+    "cut": st.none() | st.floats(0.0, 1.0) | st.floats(0.3, 0.99),
     "flips": st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 255)),
                       max_size=8),
     "metadata": st.sampled_from(["keep", "keep", "garble", "truncate", "delete"]),
