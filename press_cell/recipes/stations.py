@@ -342,6 +342,8 @@ def parse_layout(text: str, source: str = "<string>") -> CellLayout:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
+        if isinstance(exc, yaml.reader.ReaderError):    # a control character: its line
+            line = text.count("\n", 0, max(exc.position, 0)) + 1
         raise StationsConfigError(source, line, "<document>", f"not valid YAML: {exc}") from exc
     if root is None:
         raise StationsConfigError(source, 1, "<document>", "the layout file is empty")
