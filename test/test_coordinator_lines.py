@@ -179,3 +179,42 @@ def test_a_queue_beyond_the_trays_is_refused_until_a_refill(cell, ros):
     status, result = ros.assemble(NS, RECIPE, overrides, cell_id="q3", timeout_s=90.0)
     assert_passed(status, result, cell)
     assert status == GoalStatus.STATUS_SUCCEEDED
+
+
+@pytest.mark.timeout(60)
+def test_the_arm_refuses_travel_through_the_other_press_zone(cell, ros):
+    """Above the pellet tray, an anode for press_b's die would pass press's die: refused."""
+    from rclpy.action import ActionClient
+
+    from press_cell.action import PlaceComponent
+    from press_cell.msg import DeviceStatus
+    from press_cell.nodes import qos
+    from press_cell.nodes.blocking_action import call_action
+
+    refill(ros)
+    client = ActionClient(ros.node, PlaceComponent, f"/{NS}/place_component")
+    # park the arm above the pellet tray: move a pellet from slot 3 to slot 7 of the tray
+    reply = call_action(client, PlaceComponent.Goal(
+        kind=PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET, component_id="shuffle",
+        source_slot="pellet_tray/3", target_station="pellet_tray/7"), server_timeout_s=20.0,
+        result_timeout_s=30.0)
+    assert reply.result.success, reply.result.error_msg
+    statuses = []
+    ros.node.create_subscription(DeviceStatus, f"/{NS}/arm/status", statuses.append,
+                                 qos.LATCHED)
+    time.sleep(0.3)
+    before = len(statuses)
+    future = client.send_goal_async(PlaceComponent.Goal(
+        kind=PlaceComponent.Goal.KIND_ANODE_ON_ROD, component_id="across",
+        source_slot="anode_rack/3", target_station="press_die_b"))
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    assert done.wait(20.0), "no answer to the place_component goal"
+    handle = future.result()
+    assert handle.accepted is False
+    deadline = time.monotonic() + 10.0
+    while not any("would cross the press zone of 'press'" in s.message
+                  for s in statuses[before:]):
+        assert time.monotonic() < deadline, [s.message for s in statuses[before:]]
+        time.sleep(0.02)
+    refill(ros)     # the moved pellet's slot is full again for the next test

@@ -180,3 +180,14 @@ def test_zones_of_two_presses_must_not_touch():
                         "z_mm: 150}")
     with pytest.raises(StationsConfigError, match="touches the press zone of 'press_die'"):
         parse_layout(text)
+
+
+def test_travel_crossing_another_press_zone_is_named():
+    layout = load_layout(CONFIG)
+    pellet = layout.resolve_slot("pellet_tray/3")[2].position_m      # (220, -140) mm
+    anode = layout.resolve_slot("anode_rack/3")[2].position_m        # (235, 140) mm
+    # tray to tray passes the die of `press`: foreign when the arm serves press_b's die
+    assert layout.foreign_zones_crossed(pellet, anode, "press_die_b") == ["press"]
+    assert layout.foreign_zones_crossed(pellet, anode, "press_die") == []
+    park = layout.park_pose.position_m
+    assert layout.foreign_zones_crossed(park, pellet, "press_die") == []

@@ -582,7 +582,33 @@ class ArmNode(LifecycleNode):
             return codes.MOTION_FAILED, "emergency stop latched; call ~/reset_fault first"
         if self._busy:
             return codes.BUSY, "busy: another placement is running (one goal at a time)"
+        crossing = self._foreign_zone_travel(goal)
+        if crossing:
+            return codes.ZONE_DENIED, crossing
         return codes.NONE, ""
+
+    def _foreign_zone_travel(self, goal: PlaceComponent.Goal) -> str:
+        """Return why the goal's travel would cross another press's zone ('' if it does not).
+
+        The arm holds only the lease of the target die's press; the layout check covers the
+        travel from every slot and the park pose to each die, this covers the first leg from
+        wherever the arm stands (e.g. above a tray after a failed pick).
+        """
+        layout = self._layout
+        try:
+            here = self._arm.current_pose().position_m
+            source = layout.resolve_slot(goal.source_slot)[2].position_m
+            target = layout.resolve_slot(goal.target_station)[2].position_m
+        except (ArmError, LookupError):
+            return ""           # the sequence reports an unknown slot or a dead arm itself
+        for start, end, leg in ((here, source, "from its position to the source"),
+                                (source, target, "from the source to the target")):
+            presses = layout.foreign_zones_crossed(start, end, goal.target_station)
+            if presses:
+                return (f"the travel {leg} would cross the press zone of {presses[0]!r}, whose "
+                        f"lease the arm does not hold for {goal.target_station!r}; move the "
+                        "arm away first")
+        return ""
 
     def _on_goal(self, goal: PlaceComponent.Goal) -> GoalResponse:
         """Accept a well-formed goal when idle; reject with a logged reason otherwise."""

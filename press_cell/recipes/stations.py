@@ -148,6 +148,18 @@ class CellLayout:
         zones = set(self.die_zones.values()) | {self.press_zone}
         return any(zone.contains(position_m) for zone in zones)
 
+    def foreign_zones_crossed(self, start_m, end_m, station: str) -> list:
+        """Return the presses, other than ``station``'s, whose zone the travel crosses.
+
+        The travel is the straight line from ``start_m`` to ``end_m`` (m) at the safe height,
+        as the placement sequence moves between stations.
+        """
+        own = self.press_of(station)
+        a = (start_m[0], start_m[1], self.safe_z_m)
+        b = (end_m[0], end_m[1], self.safe_z_m)
+        return sorted({self.die_presses[die] for die, zone in self.die_zones.items()
+                       if self.die_presses[die] != own and zone.intersects_segment(a, b)})
+
     def for_target(self, station: str) -> "CellLayout":
         """Return this layout with ``press_zone`` = the zone of the die ``station`` names.
 
