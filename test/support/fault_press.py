@@ -40,14 +40,18 @@ LIFECYCLE_RECOVERY = (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CL
 
 
 def wait_for(predicate, timeout_s, what):
-    """Poll ``predicate`` until it returns a true value; fail naming ``what`` after the timeout."""
+    """Poll ``predicate`` until it returns a true value; fail naming ``what`` after the timeout.
+
+    ``what`` may be a callable returning the text (e.g. with a process's latest log lines).
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout_s} s waiting for "
+                         f"{what() if callable(what) else what}")
 
 
 def stamp_s(msg) -> float:
@@ -187,7 +191,6 @@ class PressFaultRig:
                                       RECORD)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.lifecycle = self.node.create_client(ChangeState, "press/change_state")
-        self.get_state = self.node.create_client(GetState, "press/get_state")
         self.param_client = AsyncParameterClient(self.node, f"{namespace}/press")
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -274,7 +277,12 @@ class PressFaultRig:
 
     def lifecycle_state(self):
         """Return the node's lifecycle state label (``active``, ``inactive``, ...)."""
-        reply = self.client.call(self.get_state, GetState.Request(), timeout_s=30.0)
+        # A fresh client per call: one matched to a SIGKILLed node's server may lose requests.
+        client = self.node.create_client(GetState, "press/get_state")
+        try:
+            reply = self.client.call(client, GetState.Request(), timeout_s=30.0)
+        finally:
+            self.node.destroy_client(client)
         return reply.current_state.label
 
     def recover_by_lifecycle(self):
