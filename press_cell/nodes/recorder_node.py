@@ -29,6 +29,13 @@ Crash safety: the writer closes an MCAP chunk (or commits sqlite3) every ``flush
 or ``chunk_size`` bytes, also when no messages arrive (timer), so a recorder killed with
 SIGKILL leaves a bag that ``bag_reader.open_bag`` reads up to the last flush.
 
+Storage failure (disk full ``ENOSPC``, file too large ``EFBIG``, quota, I/O error, sqlite3
+"database or disk is full"): recording stops at the first one. The bag is closed as far as the
+full disk allows (an MCAP bag whose footer cannot be written reads up to its last complete
+chunk, as after a crash), later messages are dropped and counted, and the failure is reported
+on ``~/status`` (STATE_FAULT, latched) and ``/diagnostics`` (ERROR) until the recorder is
+restarted. The recorder never stops or slows another node: they only lose their record.
+
 Threading: ``BagWriter`` is not thread-safe and its sqlite3 connection must stay on the thread
 that made it, so one writer thread (``BagWriterThread``) owns the writer: it opens, writes,
 flushes, rotates and closes; callbacks only hand it messages through a queue, so a slow disk
@@ -44,6 +51,7 @@ import dataclasses
 import logging
 import queue
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +79,7 @@ from press_cell.analysis.bag_writer import (
 )
 from press_cell.analysis.replay import qos_policy_values, replay_qos
 from press_cell.msg import CellRecord, DeviceStatus, PressTrace
+from press_cell.nodes import diagnostics as diag
 from press_cell.nodes.message_types import UnknownMessageType, message_class
 from press_cell.nodes.node_runner import run_node
 from press_cell.nodes.qos import LATCHED
@@ -84,6 +93,9 @@ GLOBAL_TOPICS = ("/diagnostics",)
 
 #: The coordinator's status text when a cell starts (coordinator_node ``_assemble``).
 CELL_START = re.compile(r"^assembling (?P<cell_id>\S+) \((?P<recipe>.*)\)$")
+
+#: Period of the recorder's /diagnostics status, s.
+DIAGNOSTICS_PERIOD_S = 1.0
 
 # A QoS duration at or beyond this is "infinite" (rmw's default); stored as unset.
 _INFINITE_S = 2.0**31
@@ -103,11 +115,18 @@ class BagWriterThread:
     """
 
     def __init__(self, make_writer: Callable[[str], BagWriter], idle_flush_s: float,
-                 on_open: Callable[[Path], None] = lambda path: None) -> None:
-        """Prepare the thread; ``idle_flush_s`` is how often it checks for a due flush, s."""
+                 on_open: Callable[[Path], None] = lambda path: None,
+                 on_failure: Callable[[str], None] = lambda message: None) -> None:
+        """Prepare the thread; ``idle_flush_s`` is how often it checks for a due flush, s.
+
+        ``on_failure(message)`` is called once (writer thread) when the storage fails.
+        """
         self._make_writer = make_writer
         self._idle_flush_s = idle_flush_s
         self._on_open = on_open
+        self._on_failure = on_failure
+        self.failure = ""           # what stopped the recording ("" while it runs)
+        self.dropped = 0            # messages not written since the failure
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bag-writer", daemon=True)
         self._writer: BagWriter | None = None
@@ -164,6 +183,8 @@ class BagWriterThread:
             try:
                 if self._handle(item):
                     return
+            except (OSError, sqlite3.DatabaseError) as exc:
+                self._storage_failed(item, exc)
             except Exception as exc:  # noqa: BLE001 - a storage error must not end recording
                 self._errors += 1
                 if self._errors <= 3 or self._errors % 1000 == 0:
@@ -171,9 +192,28 @@ class BagWriterThread:
                                item[1] if len(item) > 1 else "", self._errors,
                                type(exc).__name__, exc, exc_info=self._errors == 1)
 
+    def _storage_failed(self, item: tuple, exc: Exception) -> None:
+        """Stop recording after a storage failure: close what can be closed, report once."""
+        writer, self._writer = self._writer, None
+        where = writer.path if writer is not None else "the bag"
+        self.failure = (f"recording stopped: {type(exc).__name__} {exc} while {item[0]} into "
+                        f"{where} after {self.written} messages")
+        _LOG.error("recorder: %s", self.failure)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as close_exc:  # noqa: BLE001 - the disk is full: expected
+                # Dropping the writer releases its file; the bag reads up to its last chunk.
+                _LOG.warning("recorder: %s not finished (%s); it reads up to its last "
+                             "complete chunk", where, close_exc)
+        self._on_failure(self.failure)
+
     def _handle(self, item: tuple) -> bool:
         """Carry out one request; return True when the thread should end."""
         kind, writer = item[0], self._writer
+        if self.failure and kind in ("write", "flush", "open"):
+            self.dropped += kind == "write"
+            return False
         if kind == "write":
             if writer is not None and item[1] in self._topics:
                 writer.write_raw(item[1], item[2], item[3])
@@ -237,11 +277,15 @@ class RecorderNode(Node):
         self._refused: set[str] = set()
         self._closed = False
         self._status_pub = self.create_publisher(DeviceStatus, "~/status", LATCHED)
+        self._diagnostics = diag.DiagnosticsPublisher(self)
         self._bag_thread = BagWriterThread(self._make_writer, self._param("flush_period") / 2.0,
-                                           on_open=self._on_bag_opened)
+                                           on_open=self._on_bag_opened,
+                                           on_failure=self._on_storage_failure)
         self._bag_thread.set_info(self._info)
         self._bag_thread.start(self._session_name())
         self.create_timer(self._param("discovery_period"), self._discover,
+                          callback_group=self._group)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
                           callback_group=self._group)
         self._discover()
 
@@ -328,6 +372,27 @@ class RecorderNode(Node):
         if self.context.ok():
             self.get_logger().info(f"recording into {path} ({self._param('storage')})")
             self._publish_status(f"recording {path}")
+
+    def _on_storage_failure(self, message: str) -> None:
+        """Report a storage failure on ~/status and /diagnostics at once (writer thread)."""
+        if self.context.ok():
+            self.get_logger().error(message)
+            self._publish_status(message, DeviceStatus.STATE_FAULT)
+            self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
+        """Publish the recorder's /diagnostics status: the bag, the count, or the failure."""
+        thread = self._bag_thread
+        values = {"bag": str(thread.path or (thread.bags[-1] if thread.bags else "")),
+                  "messages": thread.written, "dropped": thread.dropped,
+                  "storage": self._param("storage"), "failure": thread.failure}
+        if thread.failure:
+            level, text = diag.ERROR, thread.failure
+        else:
+            level, text = diag.OK, f"recording {values['bag']} ({thread.written} messages)"
+        self._diagnostics.publish(self.get_clock().now().to_msg(), [diag.diagnostic_status(
+            f"{self.get_fully_qualified_name()}: recorder", str(self._param("storage")), level,
+            text, values)])
 
     def _publish_status(self, message: str, state: int = DeviceStatus.STATE_READY) -> None:
         msg = DeviceStatus(device="recorder", hardware=str(self._param("storage")), state=state,
