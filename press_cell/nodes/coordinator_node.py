@@ -531,7 +531,6 @@ class CoordinatorNode(Node):
             self.get_logger().info(f"{cell_id}: step {step_index}/{count} {detail} "
                                    f"({line.spec.press})")
 
-        line.progress = self._set_detail
         sequence = AssemblySequence(plan, line, line, line, line, on_progress=progress,
                                     arm_lock=self._arm.lock, on_pick=self._on_pick)
         done = threading.Event()
@@ -553,7 +552,9 @@ class CoordinatorNode(Node):
             goal_handle.succeed()
         else:
             goal_handle.abort()
-        self._publish_status(DeviceStatus.STATE_READY, f"{cell_id}: {record.verdict}")
+        others_busy = len(self._specs) - self._pool.free_count - 1   # this line is still claimed
+        self._publish_status(DeviceStatus.STATE_BUSY if others_busy else DeviceStatus.STATE_READY,
+                             f"{cell_id}: {record.verdict}")
         self.get_logger().info(f"{cell_id}: {record.outcome} on {line.spec.press}: "
                                f"{record.verdict}")
         return result
