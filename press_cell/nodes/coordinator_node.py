@@ -523,13 +523,14 @@ class CoordinatorNode(Node):
                              f"on {line.spec.press}")
 
         def progress(step, step_index, count, detail):
+            if len(self._lines) > 1:
+                detail = f"{detail} on {line.spec.press}"
             self._progress_detail = detail
             feedback = AssembleCell.Feedback(step=STEP_IDS[step], step_name=step,
                                              step_index=step_index, step_count=count,
                                              detail=detail)
             goal_handle.publish_feedback(feedback)
-            self.get_logger().info(f"{cell_id}: step {step_index}/{count} {detail} "
-                                   f"({line.spec.press})")
+            self.get_logger().info(f"{cell_id}: step {step_index}/{count} {detail}")
 
         sequence = AssemblySequence(plan, line, line, line, line, on_progress=progress,
                                     arm_lock=self._arm.lock, on_pick=self._on_pick)
