@@ -152,7 +152,7 @@ def load_node_parameters(path: Path, node_name: str, namespace: str = "") -> lis
         return []
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError) as exc:   # also a tag unfit for its text
         raise BringupError(f"parameter file {path}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise BringupError(f"parameter file {path}: expected a mapping of node names")
@@ -163,8 +163,22 @@ def load_node_parameters(path: Path, node_name: str, namespace: str = "") -> lis
             continue
         if not isinstance(section, dict) or "ros__parameters" not in section:
             raise BringupError(f"parameter file {path}: section {key!r} has no ros__parameters")
-        values.update(_flatten(section["ros__parameters"] or {}))
-    return [Parameter(name, value=value) for name, value in values.items()]
+        parameters = section["ros__parameters"] or {}
+        if not isinstance(parameters, dict):
+            raise BringupError(f"parameter file {path}: {key!r}: ros__parameters must be a "
+                               f"mapping of parameter names to values, got {parameters!r}")
+        values.update(_flatten(parameters))
+    return [_ros_parameter(path, name, value) for name, value in values.items()]
+
+
+def _ros_parameter(path: Path, name: str, value) -> Parameter:
+    """Return ``Parameter(name, value)``; a value ROS cannot hold is a BringupError."""
+    try:
+        return Parameter(name, value=value)
+    except (TypeError, ValueError) as exc:
+        raise BringupError(
+            f"parameter file {path}: {name}: {value!r} is not a ROS parameter value (allowed: "
+            "bool, int, float, string, or a list of one of them)") from exc
 
 
 class CellBringup:
