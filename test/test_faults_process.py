@@ -218,10 +218,10 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
                  lambda: "the coordinator\n" + "\n".join(coordinator_log.lines[-20:]))
         wait_for(lambda: recorder_log.find(f"{ns}/coordinator/status"), 30.0,
                  lambda: "the recorder\n" + "\n".join(recorder_log.lines[-20:]))
-        # The compaction holds 300 s of press time: the kill lands while the press works.
+        # The compaction holds 120 s of press time: the kill lands while the press works.
         long_compaction = yaml.safe_dump({"press_recipes": {
             **SHORT["press_recipes"],
-            "li6ps5cl_370mpa_200mg": {"ramp_mpa_s": 15, "hold_s": 300, "release_mpa_s": 20}}})
+            "li6ps5cl_370mpa_200mg": {"ramp_mpa_s": 15, "hold_s": 120, "release_mpa_s": 20}}})
         steps = []
         watch.send(long_compaction, feedback=lambda m: steps.append(m.feedback.step_name))
         wait_for(lambda: "compaction" in steps and watch.states and
