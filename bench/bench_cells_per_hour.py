@@ -13,8 +13,20 @@ cell, measured in the same run); wall time of each queue; the overlap fraction: 
 the arm's placement time during which the other press ran a cycle (from the coordinator's
 per-step feedback times).
 
-Measured on the 2-core development machine (other jobs running), N = 4, time scale 10,
-shipped recipe: see the final report of issue 7 (session 2) for the figures.
+Measured on the 2-core development machine (other jobs running), N = 4, time scale 10, no
+control-loop overruns:
+
+=================  =======  ======  ============  ============  ===========
+recipe             presses  wall s  cells/sim h   ratio         arm overlap
+=================  =======  ======  ============  ============  ===========
+shipped            1        558.7   2.58          (baseline)    -
+shipped            2        286.2   5.03          1.95x         1.00
+``--short``        1        100.4   14.34         (baseline)    -
+``--short``        2        59.2    24.32         1.70x         0.73
+=================  =======  ======  ============  ============  ===========
+
+(shortened holds leave the per-line impedance sweep and the arm's placement block a larger
+share of each cell, so less of the arm's work hides behind the other press).
 
 Usage: ``python bench/bench_cells_per_hour.py [--cells 4] [--time-scale 10] [--short]
 [--json PATH]``
