@@ -14,13 +14,15 @@ Checks (DESIGN.md section 5), in the order they are evaluated each cycle:
 * ``OVERPRESSURE``: measured pressure above the limit = min(press capacity, die rating, recipe
   limit) / area, or measured force above min(press capacity, die rating);
 * ``RATE_LIMIT``: rate of rise (over ``rate_window_s``) above ``max_rate_pa_s`` for
-  ``rate_debounce_s`` (one noisy sample is the noise detector's business, not a runaway);
+  ``rate_debounce_s``, and at least ``RATE_DEBOUNCE_MIN_CYCLES`` loop cycles (one noisy sample
+  is the noise detector's business, not a runaway);
 * arm-in-press-zone interlock (``ZONE_OCCUPIED``): the lease is held while the press is
   pressurised or a cycle is running;
 * ``TRACKING_FAULT``: |setpoint - pressure| above the tracking band for ``tracking_time_s``;
   a hold that keeps pumping above ``leak_demand_limit`` of full demand for ``leak_time_s``
   without gaining pressure (a big leak, or a dead pump) is a ``DEVICE_FAULT``, and so is a hold
-  whose pressure stays more than the tracking band below its highest value for
+  whose pressure stays more than the tracking band below its highest value (up to the
+  setpoint) for
   ``leak_fall_time_s`` while the valve pumps (a leak that outruns the pump; found by the fault
   suite: the pump's slow gain kept the first rule from tripping, so such a leak was only named
   a tracking fault, and released under control, 2 s later).
@@ -44,6 +46,8 @@ from collections import deque
 from dataclasses import dataclass
 
 _isfinite = math.isfinite
+
+RATE_DEBOUNCE_MIN_CYCLES = 4     # fewest loop cycles a rate above the limit must last [est]
 
 # Error codes of action/PressCycle.action, by name.
 ERROR_CODES = {
@@ -187,6 +191,10 @@ class SafetySupervisor:
         """Set up detectors for a loop running at ``rate_hz`` (Hz); not loop-safe."""
         self.limits = limits
         self._window = max(2, int(round(limits.rate_window_s * rate_hz)) + 1)
+        # At least RATE_DEBOUNCE_MIN_CYCLES samples over the limit: at a slow loop 10 ms is two
+        # samples, and a noise burst could then be named a runaway before the noise detector
+        # (a few samples) names it (fault suite: 1 in ~150 bursts at 200 Hz).
+        self._rate_debounce_s = max(limits.rate_debounce_s, RATE_DEBOUNCE_MIN_CYCLES / rate_hz)
         self._history = deque(maxlen=self._window)
         self.fault = None
         self.zone_leased = False
@@ -295,7 +303,7 @@ class SafetySupervisor:
                         self._rate_since_s = math.nan
                     elif not _isfinite(self._rate_since_s):
                         self._rate_since_s = now_s
-                    elif now_s - self._rate_since_s >= lim.rate_debounce_s:
+                    elif now_s - self._rate_since_s >= self._rate_debounce_s:
                         return self.trip(FaultKind.RATE_LIMIT,
                                          f"pressure rising at {rate / 1e6:.1f} MPa/s for "
                                          f"{1e3 * (now_s - self._rate_since_s):.0f} ms, limit "
@@ -367,8 +375,11 @@ class SafetySupervisor:
         # highest pressure of the hold while the valve pumps. (A hold still catching up after a
         # ramp pumps too, but never falls; nor does a healthy hold by a whole band.)
         if s.active and s.in_hold and _isfinite(s.pressure_pa):
-            if not s.pressure_pa <= self._hold_max_pa:     # also when the max is NaN
-                self._hold_max_pa = s.pressure_pa
+            # the highest pressure of the hold, counted up to the setpoint only: settling back
+            # from an overshoot is no leak
+            reached = s.pressure_pa if not s.setpoint_pa < s.pressure_pa else s.setpoint_pa
+            if not reached <= self._hold_max_pa:             # also when the max is NaN
+                self._hold_max_pa = reached
             if not (s.demand > 0.0 and
                     s.pressure_pa < self._hold_max_pa - self.tracking_band_pa):
                 self._fall_since_s = math.nan

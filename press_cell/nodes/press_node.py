@@ -43,6 +43,13 @@ Subscribes ``impedance/monitor`` (ImpedanceSample) and feeds its interface resis
 adaptive hold end of a goal whose ``hold_end`` is enabled.
 Services: ``~/tare``, ``~/reset_fault``, ``~/estop``, ``~/zone_lease``; topic ``estop``
 (std_msgs/Empty, namespace-relative).
+
+Faults: ``/diagnostics`` names a latched fault by its PressCycle error-code name (key
+``fault``, and as the message's prefix). Setting the ``sim_fault`` parameter at runtime injects
+a fault into the simulated press (``press_sim_fault``; refused with the reason on a serial
+press). A configure finding the press vented and latched by its own comms watchdog (after a
+crash, a kill or a lost link) clears that latch and comes up idle; any other device fault
+fails the configure.
 """
 
 import datetime
