@@ -9,6 +9,7 @@ the run; every figure; each program's details and output) and out/bench/summary.
 in markdown). A figure that was expected but not measured is shown as "not yet run".
 
     .venv/bin/python bench/run_all.py [--quick] [--only bench_lockstep ...] [--out out/bench]
+    .venv/bin/python bench/run_all.py --render out/bench/bench.json   # reprint a saved run
 """
 
 import argparse
@@ -146,7 +147,7 @@ def run_benchmark(script: Path, arguments: list, json_path: Path) -> dict:
 
 
 def fmt(value) -> str:
-    """Format a number with 3 significant digits (thousands grouped); '-' when missing."""
+    """Format a number with 3 significant digits (4 from 10 to 100, thousands grouped)."""
     if value is None:
         return "-"
     if isinstance(value, str):
@@ -154,8 +155,12 @@ def fmt(value) -> str:
     magnitude = abs(value)
     if magnitude >= 1000:
         return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.4g}"  # 99.96 % in band must not print as 100
     if magnitude == 0 or magnitude >= 0.01:
-        return f"{value:.3g}" if magnitude < 100 else f"{value:.0f}"
+        return f"{value:.3g}"
     return f"{value:.2e}"
 
 
@@ -238,8 +243,27 @@ def build_report(benchmarks: dict, machine: dict, load: dict, quick: bool, selec
     figures = [dict(f, benchmark=name) for name, o in benchmarks.items() for f in o["figures"]]
     missing = [{"benchmark": r["benchmark"], "figure": r["cells"][0], "status": r["cells"][1]}
                for r in rows if "key" not in r]
-    return {"date_utc": date_utc, "quick": quick, "machine": machine, "load_average": load,
-            "figures": figures, "missing": missing, "benchmarks": benchmarks}
+    return {"date_utc": date_utc, "quick": quick, "only": sorted(selected) if selected else None,
+            "machine": machine, "load_average": load, "figures": figures, "missing": missing,
+            "benchmarks": benchmarks}
+
+
+def print_summary(report: dict, rows: list, folder: Path) -> None:
+    """Print the summary table and write summary.md into ``folder``."""
+    (folder / "summary.md").write_text(f"{machine_line(report)}\n\n{render_markdown(rows)}\n")
+    print("== summary (baseline = the bare thing measured in the same run; ratio = value / "
+          "baseline; p99 and its ratio in parentheses)")
+    print(machine_line(report))
+    print(render_text(rows))
+
+
+def render_saved(path: Path) -> int:
+    """Print the summary of a saved bench.json (no benchmark runs); rewrite its summary.md."""
+    report = json.loads(path.read_text())
+    only = report.get("only")
+    print_summary(report, summary_rows(report["benchmarks"], set(only) if only else None),
+                  path.parent)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -248,7 +272,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="short windows (smoke run)")
     parser.add_argument("--only", nargs="*", default=None, help="benchmarks to run")
     parser.add_argument("--out", default="out/bench", help="folder for bench.json and logs")
+    parser.add_argument("--render", metavar="BENCH_JSON",
+                        help="run nothing: print the summary of an earlier run's bench.json and "
+                             "rewrite the summary.md beside it")
     args = parser.parse_args(argv)
+    if args.render:
+        return render_saved(Path(args.render))
     if args.only:
         unknown = sorted(set(args.only) - set(BENCHMARKS))
         if unknown:
@@ -278,12 +307,8 @@ def main(argv=None) -> int:
                           set(args.only) if args.only else None, date_utc)
     rows = summary_rows(benchmarks, set(args.only) if args.only else None)
     (out / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "summary.md").write_text(f"{machine_line(report)}\n\n{render_markdown(rows)}\n")
+    print_summary(report, rows, out)
     failed = [name for name, o in benchmarks.items() if o["exit_code"] != 0]
-    print("== summary (baseline = the bare thing measured in the same run; ratio = value / "
-          "baseline; p99 and its ratio in parentheses)")
-    print(machine_line(report))
-    print(render_text(rows))
     print(f"wrote {out / 'bench.json'} and {out / 'summary.md'}; "
           f"{len(benchmarks) - len(failed)} ran, {len(failed)} failed {failed if failed else ''}")
     return 1 if failed else 0

@@ -117,6 +117,12 @@ def test_runner_on_canned_programs(tmp_path, monkeypatch, capsys):
     assert report["benchmarks"]["fake_good"]["details"] == {"raw": [1.0, None]}
     assert {m["benchmark"] for m in report["missing"]} == {"fake_nojson", "fake_failing",
                                                            "fake_future"}
+    # A saved run prints the same table again without running anything.
+    (out / "summary.md").unlink()
+    assert runner.main(["--render", str(out / "bench.json")]) == 0
+    rendered = capsys.readouterr().out.split("== summary", 1)[1]
+    assert rendered == summary.rsplit("\nwrote ", 1)[0] + "\n"
+    assert "fake latency" in (out / "summary.md").read_text()
 
 
 def test_unknown_benchmark_name_is_refused(capsys):
@@ -128,7 +134,8 @@ def test_unknown_benchmark_name_is_refused(capsys):
 
 
 @pytest.mark.parametrize("value, text", [(None, "-"), (0.0, "0"), (0.0219, "0.0219"),
-                                         (2.0, "2"), (99.75, "99.8"), (473.8, "474"),
+                                         (2.0, "2"), (99.96, "99.96"), (1.116, "1.12"),
+                                         (63.84, "63.84"), (473.8, "474"),
                                          (1803817.0, "1,803,817"), (0.00123, "1.23e-03")])
 def test_number_format(value, text):
     assert load_runner().fmt(value) == text
