@@ -64,24 +64,6 @@ def cell_nodes(nodes, presses: int = 1) -> tuple:
     return tuple(names)
 
 
-def _renamed(cls, node_name: str, remaps) -> type:
-    """Return a subclass of ``cls`` whose rclpy node is named ``node_name``, with ``remaps``.
-
-    The device node classes fix their node name (``ImpedanceNode`` takes no ``node_name``), so
-    a class placed between them and their rclpy base in the MRO hands rclpy the line's name
-    and the ``--ros-args -r from:=to`` rules.
-    """
-    base = next(b for b in cls.__mro__ if b.__module__.startswith("rclpy."))
-    cli_args = ["--ros-args"] + [arg for src, dst in remaps for arg in ("-r", f"{src}:={dst}")]
-
-    def __init__(self, _fixed_name, *args, **kwargs):
-        kwargs["cli_args"] = cli_args
-        base.__init__(self, node_name, *args, **kwargs)
-
-    name_injector = type(f"_{node_name}_name", (base,), {"__init__": __init__})
-    return type(f"{cls.__name__}_{node_name}", (cls, name_injector), {})
-
-
 def sim_overrides(nodes, time_scale: float, press_time_scale: float = None) -> dict:
     """Return per-node overrides that run the devices among ``nodes`` simulated.
 
@@ -217,11 +199,13 @@ class CellBringup:
             base, remaps = LINE_B_NODES.get(name, (name, ()))
             module_name, class_name = NODE_CLASSES[base]
             cls = getattr(importlib.import_module(module_name), class_name)
+            line_b = {}   # line B's device nodes: their own name and the topic remaps
             if base != name:
-                cls = _renamed(cls, name, remaps)
+                line_b = dict(node_name=name, cli_args=["--ros-args"] + [
+                    arg for src, dst in remaps for arg in ("-r", f"{src}:={dst}")])
             try:
                 node = cls(namespace=self.config.namespace or None, context=self.context,
-                           parameter_overrides=self._parameters(name))
+                           parameter_overrides=self._parameters(name), **line_b)
             except (ValueError, OSError, rclpy.exceptions.ParameterException) as exc:
                 # bad parameter values or a config file the node could not read/parse
                 raise BringupError(f"node {name!r} could not be created: {exc}") from exc

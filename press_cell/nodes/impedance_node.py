@@ -144,10 +144,12 @@ class ImpedanceNode(LifecycleNode):
     then keeps no simulated cell of its own and ignores ``press/trace``.
     """
 
-    def __init__(self, *, namespace: str = "", context=None, parameter_overrides=None,
-                 driver: PotentiostatDriver | None = None) -> None:
-        super().__init__("impedance", namespace=namespace, context=context,
-                         parameter_overrides=parameter_overrides or [])
+    def __init__(self, *, node_name: str = "impedance", namespace: str = "", context=None,
+                 parameter_overrides=None, driver: PotentiostatDriver | None = None,
+                 **kwargs) -> None:
+        """Declare parameters; ``kwargs`` go to rclpy's Node (e.g. ``cli_args`` remaps)."""
+        super().__init__(node_name, namespace=namespace, context=context,
+                         parameter_overrides=parameter_overrides or [], **kwargs)
         self._declare_parameters()
         self._driver_hook = driver
         self._driver: PotentiostatDriver | None = None

@@ -1,14 +1,10 @@
 """Service type of the tray refills: coordinator ``~/refill_trays``, sim arm ``~/sim_refill``.
 
-Both take an empty request and answer ``success`` + ``message``: ``std_srvs/srv/Trigger`` where
-``std_srvs`` is installed (``ros-std-srvs``), else ``press_cell/srv/ResetFault``, whose request is
-empty too and whose response has the same two fields (plus ``cleared_fault``, left empty).
-Clients use ``RefillTrays`` from here, so they always match the server.
+Both are ``std_srvs/srv/Trigger`` (empty request; ``success`` + ``message``), so a lab calls
+them with ``ros2 service call /coordinator/refill_trays std_srvs/srv/Trigger``. Clients and
+servers import ``RefillTrays`` from here so they always agree on the type.
 """
 
-try:
-    from std_srvs.srv import Trigger as RefillTrays
-except ImportError:   # std_srvs is not among the venv's wheels yet
-    from press_cell.srv import ResetFault as RefillTrays
+from std_srvs.srv import Trigger as RefillTrays
 
 __all__ = ["RefillTrays"]
