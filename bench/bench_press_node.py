@@ -23,6 +23,7 @@ Prints a table; ``--json PATH`` writes the figures (bench/result_format.py). Exa
 """
 
 import argparse
+import bisect
 import math
 import os
 import re
@@ -30,7 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -168,22 +168,35 @@ class Target:
         """Create the client on ``node`` and the ~/state subscription on ``listener``."""
         self.client = PressClient(node, namespace=namespace)
         self.estop_topic = node.create_publisher(Empty, f"{namespace}/estop", COMMAND)
-        self.states = deque(maxlen=1_000_000)
+        self.states = []  # (arrival s, PressState), in arrival order
+        self._arrived = threading.Condition()
         listener.create_subscription(PressState, f"{namespace}/press/state", self._on_state,
                                      TELEMETRY)
 
     def _on_state(self, msg) -> None:
-        self.states.append((time.monotonic(), msg))
+        arrival_s = time.monotonic()
+        with self._arrived:
+            self.states.append((arrival_s, msg))
+            self._arrived.notify_all()
 
     def wait_state(self, phase: int, since_s: float, timeout_s: float = 10.0) -> float:
-        """Return the arrival time of the first ~/state with ``phase`` after ``since_s``."""
+        """Return the arrival time of the first ~/state with ``phase`` after ``since_s``.
+
+        Scans only the samples not seen yet (the arrival time is taken in the subscription
+        callback, so how late this waiter wakes does not enter the figure).
+        """
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            hits = [a for a, m in list(self.states) if a >= since_s and m.phase == phase]
-            if hits:
-                return hits[0]
-            time.sleep(0.0005)
-        return math.nan
+        with self._arrived:
+            index = bisect.bisect_left(self.states, since_s, key=lambda sample: sample[0])
+            while True:
+                for arrival_s, msg in self.states[index:]:
+                    if msg.phase == phase:
+                        return arrival_s
+                index = len(self.states)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0:
+                    return math.nan
+                self._arrived.wait(remaining)
 
     def accept_and_feedback(self) -> tuple:
         """Return (goal sent -> accepted, accepted -> first feedback), s; cancels the goal."""
@@ -240,7 +253,8 @@ class Target:
         """Record ~/state for ``seconds``, then run every latency ``cycles`` times."""
         start = time.monotonic()
         time.sleep(seconds)
-        window = [(a, m) for a, m in list(self.states) if start <= a < start + seconds]
+        with self._arrived:
+            window = [(a, m) for a, m in self.states if start <= a < start + seconds]
         report = {"telemetry": _telemetry(window, seconds, 1.0 / RATE_HZ)}
         accepts = [self.accept_and_feedback() for _ in range(cycles)]
         cancels = [self.cancel_latency() for _ in range(cycles)]
