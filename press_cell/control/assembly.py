@@ -159,7 +159,7 @@ class AssemblySequence:
 
     def __init__(self, plan: CellPlan, press: PressPort, arm: ArmPort,
                  potentiostat: PotentiostatPort, safety: SafetyPort, on_progress=None,
-                 arm_lock: threading.Lock = None, on_pick=None) -> None:
+                 arm_lock: threading.Lock = None, on_pick=None, on_step=None) -> None:
         """Prepare the run; ``on_progress(step, index, count, detail)`` reports each sub-step.
 
         ``arm_lock`` (optional) is held over each run of consecutive placements (a cell's
@@ -167,7 +167,9 @@ class AssemblySequence:
         pipelined) never command it at the same time and the arm finishes one die before it
         serves the other; a cancel while waiting for it ends the wait; it is given back before
         ``make_safe``. ``on_pick(source_slot, outcome)`` (optional) is told how every
-        placement ended, so a tray inventory can follow the parts.
+        placement ended, so a tray inventory can follow the parts. ``on_step(record, label)``
+        (optional) is called before each sub-step with the record so far (every earlier
+        sub-step finished; the first call is the cell's start), so a journal can keep it.
         """
         self.plan = plan
         self.press = press
@@ -177,6 +179,7 @@ class AssemblySequence:
         self._on_progress = on_progress or (lambda *args: None)
         self._arm_lock = arm_lock or threading.Lock()
         self._on_pick = on_pick or (lambda slot, outcome: None)
+        self._on_step = on_step or (lambda record, label: None)
         self._cancel = threading.Event()
         self._substeps = self._expand()
 
@@ -293,6 +296,7 @@ class AssemblySequence:
                 if kind == "place" and not holds_arm:
                     holds_arm = self._take_arm(label)
                 self._on_progress(kind, index, count, label)
+                self._on_step(record, label)
                 outcome = action(record)
                 if not outcome.success:
                     raise _StepFailed(label, outcome)

@@ -33,6 +33,17 @@ Policy (stated, as STYLE.md asks):
   control, the arm retreats), the cell is checked safe, and the result is CANCELED with the
   step named. A device failure does the same and ends STEP_FAILED with the step and reason.
 - A finished cell is published on ``~/cell_record`` (reliable) and returned in the result.
+- Cell journal (``nodes/cell_journal.py``, directory ``journal_dir``): when a cell starts and
+  after every finished step the record so far (certificates, placed components, recipe, cell
+  id, start, ``failed_step`` = the step in progress) replaces the cell's file atomically; a
+  finished cell (passed, rejected, failed, canceled) removes it after its record is published.
+  At start-up every leftover file of this node is a cell interrupted by a crash (SIGKILL, power
+  cut, a stop mid-cell): it is moved to ``<journal_dir>/interrupted/``, logged, and published on
+  ``~/cell_record`` with passed=false, verdict ``INTERRUPTED: ...`` and ``failed_step`` = the
+  step in progress, once a subscriber has been matched for ``INTERRUPTED_SETTLE_S`` (at most
+  ``INTERRUPTED_WAIT_S`` after start: the topic is not latched, a record sent before the
+  recorder has matched would be lost). An unreadable (truncated) file is logged and set aside.
+  A journal that cannot be written is logged; the cell goes on.
 """
 
 import itertools
@@ -40,6 +51,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -70,6 +82,7 @@ from press_cell.control.pipeline import (
 from press_cell.msg import CellRecord, DeviceStatus, PressState
 from press_cell.nodes import qos
 from press_cell.nodes.blocking_action import ActionCallError, call_action, wait_for_server
+from press_cell.nodes.cell_journal import CellJournal, default_journal_dir, interrupted_record
 from press_cell.nodes.diagnostics import OK, WARN, DiagnosticsPublisher, diagnostic_status
 from press_cell.nodes.refill_service import RefillTrays
 from press_cell.recipes import RecipeError, load_recipes, recipe_hash, recipe_segments
@@ -85,6 +98,8 @@ _PART_STILL_IN_SLOT = {PlaceComponent.Result.GRASP_FAILED, PlaceComponent.Result
 
 DISPATCH_PERIOD_S = 0.1    # s, queued goals canceled before they started are ended this often
 REFILL_ARM_WAIT_S = 1.0    # s, wait for a simulated arm's sim_refill service
+INTERRUPTED_SETTLE_S = 1.0  # s, ~/cell_record subscribers matched before interrupted cells go out
+INTERRUPTED_WAIT_S = 15.0   # s, after start-up interrupted cells go out even with no subscriber
 
 _KIND_CODES = {"ELECTROLYTE_PELLET": PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET,
                "ANODE_ON_ROD": PlaceComponent.Goal.KIND_ANODE_ON_ROD,
@@ -295,6 +310,13 @@ class CoordinatorNode(Node):
             result_timeout=24 * 3600)
         self.create_timer(DISPATCH_PERIOD_S, self._dispatch, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
+        self._journal = self._open_journal()
+        self._interrupted = self._recover_interrupted()
+        self._interrupted_since = time.monotonic()
+        self._subscribers_since = None
+        if self._interrupted:
+            self._interrupted_timer = self.create_timer(
+                0.2, self._publish_interrupted, callback_group=group)
         self._publish_inventory()
         lines = ", ".join(str(spec) for spec in self._specs)
         self._publish_status(DeviceStatus.STATE_READY, f"ready ({len(self._specs)} press "
@@ -324,6 +346,10 @@ class CoordinatorNode(Node):
             description="cells that may wait in the queue; more are rejected as BUSY"))
         self.declare_parameter("released_pressure", 0.2e6, ParameterDescriptor(
             description="Pa, press pressure below which the cell counts as released"))
+        text("journal_dir", "", "directory of the cell journal (each running cell's record, "
+             "kept after every step; leftovers after a crash are reported and moved to "
+             "<journal_dir>/interrupted); empty: $ROS_HOME/press_cell/journal, "
+             "~/.ros/press_cell/journal without ROS_HOME")
 
     def _path(self, parameter, default_name):
         value = self.get_parameter(parameter).value
@@ -342,6 +368,87 @@ class CoordinatorNode(Node):
     def press_lines(self):
         """Return the ``PressLineSpec`` of every press line."""
         return self._specs
+
+    # ------------------------------------------------------------------ journal
+    def _open_journal(self):
+        """Return the cell journal, or None (logged) when its directory cannot be made."""
+        directory = self.get_parameter("journal_dir").value or default_journal_dir()
+        try:
+            return CellJournal(Path(directory), self.get_fully_qualified_name())
+        except OSError as exc:
+            self.get_logger().error(f"cell journal disabled: cannot use {directory}: {exc}; "
+                                    "a crash mid-cell will keep no record")
+            return None
+
+    def _recover_interrupted(self):
+        """Set aside the leftover journal files; return the records of interrupted cells."""
+        if self._journal is None:
+            return []
+        records = []
+        for entry in self._journal.scan():
+            try:
+                kept = self._journal.set_aside(entry.path)
+            except OSError as exc:
+                self.get_logger().error(f"journal {entry.path}: cannot move it aside: {exc}")
+                continue
+            if entry.record is None:
+                self.get_logger().error(
+                    f"journal of cell {entry.cell_id} is unreadable ({entry.error}); set aside "
+                    f"as {kept}, nothing published")
+                continue
+            record = interrupted_record(entry)
+            record.header.stamp = self.get_clock().now().to_msg()
+            steps = ", ".join(c.step_name for c in record.certificates) or "none"
+            self.get_logger().warning(
+                f"{record.cell_id}: interrupted by a coordinator stop during {entry.step} "
+                f"(press steps finished: {steps}; placed: "
+                f"{', '.join(record.placed_components) or 'none'}); journal kept as {kept}")
+            records.append(record)
+        return records
+
+    def _publish_interrupted(self):
+        """Publish the interrupted cells once ~/cell_record has subscribers (or waited enough)."""
+        now = time.monotonic()
+        if self._record_pub.get_subscription_count() > 0:
+            self._subscribers_since = self._subscribers_since or now
+        else:
+            self._subscribers_since = None
+        settled = self._subscribers_since is not None and \
+            now - self._subscribers_since >= INTERRUPTED_SETTLE_S
+        if not (settled or now - self._interrupted_since >= INTERRUPTED_WAIT_S):
+            return
+        self._interrupted_timer.cancel()
+        records, self._interrupted = self._interrupted, []
+        for record in records:
+            self._record_pub.publish(record)
+            self.get_logger().warning(f"{record.cell_id}: published on ~/cell_record: "
+                                      f"{record.verdict}")
+
+    def _journal_step(self, recipe, record, step):
+        """Keep the cell's record so far in the journal (``step`` = the step now starting)."""
+        if self._journal is None:
+            return
+        msg = CellRecord(cell_id=record.cell_id, recipe_name=record.recipe_name,
+                         package_version=__version__)
+        self._fill_record(msg, record, recipe)
+        msg.duration = max(0.0, time.time() - record.started_s)
+        msg.passed = False
+        msg.verdict = f"IN PROGRESS: {step}"
+        msg.failed_step = step
+        try:
+            self._journal.write(msg, step)
+        except OSError as exc:
+            self.get_logger().error(f"{record.cell_id}: journal not written before {step}: "
+                                    f"{exc}")
+
+    def _journal_done(self, cell_id):
+        """Remove a finished cell's journal file (its record has been published)."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.remove(cell_id)
+        except OSError as exc:
+            self.get_logger().error(f"{cell_id}: journal file not removed: {exc}")
 
     # ------------------------------------------------------------------ inventory
     def _inventory_state(self):
@@ -532,8 +639,10 @@ class CoordinatorNode(Node):
             goal_handle.publish_feedback(feedback)
             self.get_logger().info(f"{cell_id}: step {step_index}/{count} {detail}")
 
-        sequence = AssemblySequence(plan, line, line, line, line, on_progress=progress,
-                                    arm_lock=self._arm.lock, on_pick=self._on_pick)
+        sequence = AssemblySequence(
+            plan, line, line, line, line, on_progress=progress, arm_lock=self._arm.lock,
+            on_pick=self._on_pick,
+            on_step=lambda record, step: self._journal_step(recipe, record, step))
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(goal_handle, sequence, done),
                                    daemon=True)
@@ -547,6 +656,7 @@ class CoordinatorNode(Node):
         result.error_msg = record.message
         result.success = record.outcome == "NONE"
         self._record_pub.publish(result.record)
+        self._journal_done(cell_id)
         if record.outcome == "CANCELED":
             goal_handle.canceled()
         elif record.outcome in ("NONE", "REJECTED"):
