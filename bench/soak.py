@@ -8,10 +8,10 @@ shortened and the EIS sweep starts at 10 Hz through the goal's ``overrides_yaml`
 path a lab uses), so one assembly takes a few seconds of wall time; every step still runs.
 
 The shipped anode rack holds 4 rods (2 Li cells), so the trays are refilled after every cell
-(``Refiller``): through the coordinator's ``~/refill_trays`` and the simulated arm's
-``~/sim_refill`` services, or, on a cell without them, by taking the arm node through
-deactivate -> cleanup -> configure -> activate (its simulated arm is rebuilt with every slot
-filled). The refills are part of what is soaked.
+(``Refiller``): through the coordinator's ``~/refill_trays`` service (which refills the
+simulated arm through its ``~/sim_refill``), or, on a cell without them, by taking the arm
+node through deactivate -> cleanup -> configure -> activate (its simulated arm is rebuilt with
+every slot filled). The refills are part of what is soaked.
 
 After every assembly the process's threads (``/proc/self/task``: Python and DDS threads),
 open file descriptors (``/proc/self/fd``) and resident memory (``VmRSS``) are sampled. The
@@ -190,10 +190,18 @@ class Refiller:
                 node.destroy_client(client)
 
     def refill(self) -> None:
-        """Refill the arm's simulated slots and the coordinator's inventory."""
-        if "arm/sim_refill" not in self.clients:
+        """Refill the coordinator's inventory and the arm's simulated slots.
+
+        The coordinator's ``refill_trays`` refills the simulated arm too; ``arm/sim_refill``
+        alone serves a cell whose coordinator has no inventory.
+        """
+        if not self.clients:
             self._reconfigure_arm()
-        for name, (client, srv_type) in self.clients.items():
+            return
+        names = ["coordinator/refill_trays"] if "coordinator/refill_trays" in self.clients \
+            else list(self.clients)
+        for name in names:
+            client, srv_type = self.clients[name]
             future = client.call_async(srv_type.Request())
             deadline = time.monotonic() + 10.0
             while not future.done() and time.monotonic() < deadline:
@@ -202,6 +210,14 @@ class Refiller:
             if response is None or not response.success:
                 raise RuntimeError(f"{name} failed: "
                                    f"{response.message if response else 'no answer in 10 s'}")
+
+    def method(self) -> str:
+        """Return how the trays are refilled, for the report."""
+        if "coordinator/refill_trays" in self.clients:
+            return "the coordinator's refill_trays service"
+        if self.clients:
+            return "the arm's sim_refill service"
+        return "arm lifecycle reconfigure"
 
     def _reconfigure_arm(self) -> None:
         from rclpy.lifecycle import TransitionCallbackReturn
@@ -244,8 +260,7 @@ def run_soak(cells: int, warmup: int, time_scale: float, bounds: Bounds,
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="soak-client", daemon=True)
         spinner.start()
-        report.refill = ("services " + ", ".join(refiller.clients)) if refiller.clients else \
-            "arm lifecycle reconfigure"
+        report.refill = refiller.method()
         try:
             up = time.monotonic()
             report.samples.append(sample_resources(0, up))
