@@ -134,8 +134,11 @@ def load_node_parameters(path: Path, node_name: str, namespace: str = "") -> lis
         return []
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, ValueError, TypeError) as exc:   # also a tag unfit for its text
+    except yaml.YAMLError as exc:
         raise BringupError(f"parameter file {path}: not valid YAML: {exc}") from exc
+    except (ValueError, TypeError, KeyError) as exc:   # PyYAML: a tag unfit for its text
+        raise BringupError(f"parameter file {path}: a value does not fit its YAML tag "
+                           f"(e.g. !!bool maybe, !!float abc): {exc!r}") from exc
     if not isinstance(document, dict):
         raise BringupError(f"parameter file {path}: expected a mapping of node names")
     full_name = f"{namespace.rstrip('/')}/{node_name}" if namespace else f"/{node_name}"
