@@ -2,7 +2,7 @@
 
 import json
 import math
-import os
+import signal
 import subprocess
 import sys
 import threading
@@ -47,13 +47,6 @@ def make_record(cell_id="cell1-cell-0003", steps=("compaction",), placed=()):
     return record
 
 
-def dead_pid():
-    """Return the pid of a process that has exited."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 def test_default_dir_follows_ros_home(monkeypatch, tmp_path):
     monkeypatch.setenv("ROS_HOME", str(tmp_path / "rh"))
     assert default_journal_dir() == tmp_path / "rh" / "press_cell" / "journal"
@@ -80,8 +73,8 @@ def test_a_rewrite_replaces_the_file_and_leaves_no_temporary(tmp_path):
     journal = CellJournal(tmp_path, OWNER)
     journal.write(make_record(steps=()), "compaction")
     journal.write(make_record(steps=("compaction", "prepress_a")), "prepress_b")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [journal.path_for(
-        "cell1-cell-0003").name]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
+        journal.path_for("cell1-cell-0003").name]
     (entry,) = journal.scan()
     assert entry.step == "prepress_b"
     assert [c.step_name for c in entry.record.certificates] == ["compaction", "prepress_a"]
@@ -104,10 +97,10 @@ def test_a_failed_write_keeps_the_previous_version(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_scan_deletes_temporaries_of_dead_writers_and_keeps_the_complete_file(tmp_path):
+def test_scan_deletes_temporaries_of_interrupted_writes_and_keeps_the_complete_file(tmp_path):
     journal = CellJournal(tmp_path, OWNER)
     path = journal.write(make_record(), "prepress_a")
-    stale = path.with_name(f".{path.name}.{dead_pid()}.1234.tmp")
+    stale = path.with_name(f".{path.name}.4242.1234.tmp")
     stale.write_bytes(b"half a reco")
     (entry,) = journal.scan()
     assert entry.step == "prepress_a" and not stale.exists()
@@ -161,32 +154,64 @@ def test_a_wrong_version_is_refused_with_the_version_named():
         decode_journal(json.dumps(header).encode() + b"\n" + body)
 
 
-def test_scan_sees_only_its_owner_and_skips_files_of_live_writers(tmp_path):
+def test_scan_sees_only_its_owner(tmp_path):
     mine = CellJournal(tmp_path, OWNER)
     other = CellJournal(tmp_path, "/cell2/coordinator")
     other.write(make_record("cell2-cell-0000"), "compaction")
-    path = mine.write(make_record("live"), "compaction")
-    line, body = path.read_bytes().split(b"\n", 1)
-    header = json.loads(line)
-    header["pid"] = os.getppid()          # a live process on this boot wrote it
-    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
-    assert mine.scan() == []
-    header["pid"] = dead_pid()
-    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
-    assert [e.cell_id for e in mine.scan()] == ["live"]
+    mine.write(make_record("mine"), "compaction")
+    assert [e.cell_id for e in mine.scan()] == ["mine"]
     assert [e.cell_id for e in other.scan()] == ["cell2-cell-0000"]
 
 
+def test_a_second_journal_of_a_live_owner_leaves_its_running_cells_alone(tmp_path):
+    running = CellJournal(tmp_path, OWNER)
+    running.write(make_record("running"), "compaction")
+    second = CellJournal(tmp_path, OWNER)          # same node name, same process
+    assert second.scan() == [] and not second.sole_owner
+    running.close()                                # the first node is destroyed
+    assert second.sole_owner
+    assert [e.cell_id for e in second.scan()] == ["running"]
+
+
+@pytest.mark.timeout(30)
+def test_a_sigkilled_writer_leaves_its_last_record_for_the_next_process(tmp_path):
+    """The owner lock dies with the process: the next journal reports the cell at once."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from press_cell.msg import CellRecord, PressCertificate\n"
+         "from press_cell.nodes.cell_journal import CellJournal\n"
+         f"j = CellJournal({str(tmp_path)!r}, {OWNER!r})\n"
+         "r = CellRecord(cell_id='k1')\n"
+         "j.write(r, 'compaction')\n"
+         "r.certificates = [PressCertificate(step_name='compaction')]\n"
+         "j.write(r, 'prepress_a')\n"
+         "print('written', flush=True)\n"
+         "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "written"
+        assert CellJournal(tmp_path, OWNER).scan() == []      # the writer is alive
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        (entry,) = CellJournal(tmp_path, OWNER).scan()
+        assert entry.cell_id == "k1" and entry.step == "prepress_a"
+        assert [c.step_name for c in entry.record.certificates] == ["compaction"]
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
 @settings(max_examples=40, deadline=None)
-@given(cell_id=st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s))
+@given(cell_id=st.text(min_size=1, max_size=300).filter(lambda s: "\x00" not in s))  # C string
 def test_any_cell_id_gets_its_own_file_in_the_directory(tmp_path_factory, cell_id):
     directory = tmp_path_factory.mktemp("j")
     journal = CellJournal(directory, OWNER)
     path = journal.write(make_record(cell_id), "compaction")
-    assert path.parent == directory
-    (entry,) = journal.scan()
+    assert path.parent == directory and len(path.name) < 255 - 40   # room for the temp name
+    journal.write(make_record(cell_id + "x"), "compaction")        # a neighbour id
+    entry = next(e for e in journal.scan() if e.path == path)
     assert entry.cell_id == cell_id
-    assert journal.remove(cell_id) and journal.scan() == []
+    assert journal.remove(cell_id)
+    assert [e.cell_id for e in journal.scan()] == [cell_id + "x"]
 
 
 @pytest.mark.timeout(30)

@@ -7,11 +7,14 @@ kill, and the restarted node comes up active with the press released and idle (i
 resume the killed goal), then runs a new goal.
 
 Coordinator: the devices (press, arm, impedance) run in one ``press-cell bringup`` process, the
-coordinator and a recorder in their own; the coordinator is SIGKILLed while the press works on
-a cell. Asserted: the devices end safe (the orphaned press step finishes its own profile and
-releases; the arm is out of the press zone), a restarted coordinator runs a new cell, and what
-of the killed cell is kept: its start on the coordinator's ``~/status`` and the devices' data
-in the bag; no CellRecord (the coordinator publishes it only when a cell ends).
+coordinator and a recorder in their own; the coordinator is SIGKILLed while the press holds the
+cell's first foil pre-press (the compaction finished before). Asserted: the devices end safe
+(the orphaned press step finishes its own profile and releases; the arm is out of the press
+zone), and what of the killed cell is kept: its start on the coordinator's ``~/status``, the
+devices' data in the bag, its journal file (step in progress ``prepress_a``); the restarted
+coordinator publishes the killed cell's record on ``~/cell_record`` as INTERRUPTED during
+``prepress_a`` with the compaction certificate (the recorder keeps it in the bag), moves the
+journal file to ``interrupted/``, and runs a new cell.
 """
 
 import os
@@ -45,8 +48,9 @@ from support.fault_press import (  # noqa: E402
 from press_cell.action import AssembleCell  # noqa: E402
 from press_cell.analysis.run import load_run  # noqa: E402
 from press_cell.hardware import press_ascii_protocol as ap  # noqa: E402
-from press_cell.msg import DeviceStatus, PressState  # noqa: E402
+from press_cell.msg import CellRecord, DeviceStatus, PressState  # noqa: E402
 from press_cell.nodes import qos  # noqa: E402
+from press_cell.nodes.cell_journal import INTERRUPTED_DIR, SUFFIX, read_journal_file  # noqa: E402
 
 # Real time over a pty (press) and wall-time arm moves (coordinator) on a loaded 2-core CI
 # machine: two reruns, as the other wall-time device suites have.
@@ -150,7 +154,7 @@ SHORT = {"press_recipes": {
 
 
 class CellWatcher:
-    """The test's node on one cell: assemble_cell client, press state, arm zone, statuses."""
+    """The test's node on one cell: assemble_cell client, press state, zone, status, records."""
 
     def __init__(self, context, namespace):
         self.node = rclpy.create_node("coordinator_fault_test", namespace=namespace,
@@ -158,13 +162,15 @@ class CellWatcher:
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self.action = ActionClient(self.node, AssembleCell, "assemble_cell")
-        self.states, self.zone, self.status = [], [], []
+        self.states, self.zone, self.status, self.records = [], [], [], []
         self.node.create_subscription(PressState, "press/state",
                                       lambda m: self.states.append(m), qos.TELEMETRY)
         self.node.create_subscription(Bool, "arm/in_press_zone",
                                       lambda m: self.zone.append(m.data), qos.LATCHED)
         self.node.create_subscription(DeviceStatus, "coordinator/status",
                                       lambda m: self.status.append(m), qos.LATCHED)
+        self.node.create_subscription(CellRecord, "coordinator/cell_record",
+                                      lambda m: self.records.append(m), qos.RECORD)
         threading.Thread(target=self.executor.spin, daemon=True).start()
 
     def send(self, overrides, feedback=None):
@@ -187,13 +193,14 @@ class CellWatcher:
         self.node.destroy_node()
 
 
-def start_coordinator(namespace, env):
-    """Start the coordinator in its own process; return (process, log)."""
+def start_coordinator(namespace, env, journal_dir):
+    """Start the coordinator (cell journal in ``journal_dir``) in its own process."""
     # (coordinator_node.py has no ``if __name__ == "__main__"``: ``python -m`` would not run it)
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from press_cell.nodes.coordinator_node import main; "
          "sys.exit(main())", "--ros-args", "-r",
-         f"__ns:={namespace}", "--params-file", str(REPO / "config" / "coordinator.yaml")],
+         f"__ns:={namespace}", "--params-file", str(REPO / "config" / "coordinator.yaml"),
+         "-p", f"journal_dir:={journal_dir}"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return proc, LineLog(proc.stdout)
 
@@ -201,7 +208,7 @@ def start_coordinator(namespace, env):
 @pytest.mark.timeout(120)
 def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cell(
         ros_context, tmp_path):
-    """SIGKILL mid-cell: press releases, arm out of the zone; a restarted coordinator works."""
+    """SIGKILL mid-cell: devices end safe; the restart reports the cell INTERRUPTED, works."""
     env = ros_subprocess_env()
     ns = f"/faults_coord_{os.getpid()}"
     devices = subprocess.Popen(
@@ -210,7 +217,8 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     devices_log = LineLog(devices.stdout)
     recorder, recorder_log = start_recorder(ns, tmp_path, env)
-    coordinator, coordinator_log = start_coordinator(ns, env)
+    journal_dir = tmp_path / "journal"
+    coordinator, coordinator_log = start_coordinator(ns, env, journal_dir)
     watch = CellWatcher(ros_context, ns)
     try:
         wait_for(lambda: devices_log.find("running in namespace"), 40.0, "the devices")
@@ -218,14 +226,17 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
                  lambda: "the coordinator\n" + "\n".join(coordinator_log.lines[-20:]))
         wait_for(lambda: recorder_log.find(f"{ns}/coordinator/status"), 30.0,
                  lambda: "the recorder\n" + "\n".join(recorder_log.lines[-20:]))
-        # The compaction holds 120 s of press time: the kill lands while the press works.
-        long_compaction = yaml.safe_dump({"press_recipes": {
+        # The first foil pre-press holds 120 s of press time: the kill lands while the press
+        # works on it, after the compaction finished.
+        long_prepress = yaml.safe_dump({"press_recipes": {
             **SHORT["press_recipes"],
-            "li6ps5cl_370mpa_200mg": {"ramp_mpa_s": 15, "hold_s": 120, "release_mpa_s": 20}}})
+            "li_foil_25mpa": {"ramp_mpa_s": 5, "hold_s": 120, "release_mpa_s": 5}}})
         steps = []
-        watch.send(long_compaction, feedback=lambda m: steps.append(m.feedback.step_name))
-        wait_for(lambda: "compaction" in steps and watch.states and
-                 watch.states[-1].phase == PressState.PHASE_HOLD, 60.0, "the compaction hold")
+        watch.send(long_prepress, feedback=lambda m: steps.append(m.feedback.step_name))
+        wait_for(lambda: "foil_prepress" in steps and watch.states and
+                 watch.states[-1].phase == PressState.PHASE_HOLD, 60.0, "the pre-press hold")
+        (journal_file,) = journal_dir.glob(f"*{SUFFIX}")
+        assert read_journal_file(journal_file)[0]["step"] == "prepress_a"
         killed_wall_s = time.time()
         coordinator.kill()
         assert coordinator.wait(timeout=10) == -signal.SIGKILL
@@ -243,12 +254,13 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
                                                   for t in r.traces) else None)(
             load_run(tmp_path / "faults")), 15.0, "the compaction trace in the bag")
         assert not [r for r in run.cell_records if r.cell_id == killed_cell], \
-            "a CellRecord of the killed cell appeared"
+            "a CellRecord of the killed cell appeared before the restart"
         compaction = next(t for t in run.traces if t.step_name == "compaction")
         assert compaction.live_certificate.peak_pressure == pytest.approx(370e6, rel=0.02)
+        assert read_journal_file(journal_file)[0]["certificates"] == ["compaction"]
         # (d) a restarted coordinator runs a new cell
         seen = len(watch.status)
-        coordinator, coordinator_log = start_coordinator(ns, env)
+        coordinator, coordinator_log = start_coordinator(ns, env, journal_dir)
         # its latched READY proves the new node is discovered (the killed one's endpoints may
         # linger in DDS discovery and swallow a request sent too early)
         wait_for(lambda: any(m.state == DeviceStatus.STATE_READY for m in watch.status[seen:]),
@@ -259,13 +271,35 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
         response = wait_for(lambda: result_future.done() and result_future.result(), 90.0,
                             "the new cell's result")
         assert response.result.success, response.result.error_msg
+        # (c') the restarted coordinator published the killed cell's record as INTERRUPTED
+        interrupted = wait_for(lambda: [r for r in watch.records
+                                        if r.verdict.startswith("INTERRUPTED")], 20.0,
+                               lambda: "the interrupted record\n" +
+                               "\n".join(coordinator_log.lines[-20:]))
+        assert len(interrupted) == 1
+        record = interrupted[0]
+        assert record.cell_id == killed_cell and not record.passed
+        assert record.failed_step == "prepress_a"
+        assert record.verdict == ("INTERRUPTED: the coordinator stopped during prepress_a; "
+                                  "record kept up to the last finished step")
+        assert [c.step_name for c in record.certificates] == ["compaction"]
+        assert record.certificates[0].peak_pressure == pytest.approx(370e6, rel=0.02)
+        assert record.recipe_name == "li_symmetric_cell" and record.recipe_hash
+        assert list(journal_dir.glob(f"*{SUFFIX}")) == [], "a journal file was left"
+        assert [p.name for p in (journal_dir / INTERRUPTED_DIR).iterdir()] == [
+            journal_file.name]
+        bagged = wait_for(lambda: [r for r in load_run(tmp_path / "faults").cell_records
+                                   if r.verdict.startswith("INTERRUPTED")], 15.0,
+                          "the interrupted record in the bag")
+        assert bagged[0].cell_id == killed_cell
         # Known (coordinator_node.py, not this suite's to fix): cell ids count from 0 again in
         # a restarted coordinator, so the new cell reuses the killed cell's id.
         reused_id = response.result.record.cell_id == killed_cell
-        record_figure("coordinator SIGKILL mid-compaction",
+        record_figure("coordinator SIGKILL mid-prepress",
                       wall_s_kill_to_press_released=round(released_wall_s - killed_wall_s, 2),
                       killed_cell=killed_cell, kept_traces=[t.step_name for t in run.traces],
-                      kept_cell_records=len(run.cell_records), new_cell_reused_id=reused_id)
+                      interrupted_certificates=[c.step_name for c in record.certificates],
+                      new_cell_reused_id=reused_id)
     finally:
         watch.close()
         for proc in (coordinator, recorder, devices):

@@ -5,7 +5,8 @@ finished step here; the next coordinator with the same node name reports it as i
 
 Layout: one file per cell in the journal directory, named
 ``<cell id, %-quoted>@<node name, '/' as '.'>.cellrecord`` (e.g.
-``cell1-cell-0003@cell1.coordinator.cellrecord``); files set aside after a crash go to
+``cell1-cell-0003@cell1.coordinator.cellrecord``; a part longer than ``MAX_NAME_PART`` is cut
+and ends in ``~<hash>``); files set aside after a crash go to
 ``<journal dir>/interrupted/``. Each write goes to a temporary file in the same directory,
 is flushed and fsynced, then ``os.replace``-d over the cell's file (and the directory is
 fsynced), so a kill at any instant leaves either the previous complete version or the new one.
@@ -13,7 +14,7 @@ fsynced), so a kill at any instant leaves either the previous complete version o
 File format (version 1), read by ``read_journal_file``:
 - line 1: a JSON header, readable with ``head -1``: ``format``, ``version``, ``owner`` (node),
   ``cell_id``, ``step`` (the step in progress), ``recipe_name``, ``certificates`` (step names
-  of the finished press steps), ``placed``, ``written_utc``, ``pid``, ``boot_id``,
+  of the finished press steps), ``placed``, ``written_utc``, ``pid`` (of the writer),
   ``cdr_bytes`` and ``sha256`` of the body;
 - then the body: the ``press_cell/msg/CellRecord`` serialised with ``rclpy.serialization``
   (CDR, the bytes a rosbag stores), holding certificates, placed components, recipe name/hash,
@@ -22,11 +23,15 @@ A file whose header does not parse or whose body length or checksum does not mat
 as unreadable (CDR alone would deserialise a truncated body silently).
 
 Thread safety: one lock serialises every file operation of a journal (two press lines write
-their cells' files from their own threads). A file whose writer process is still alive on this
-boot (pid and boot id in the header) is not a crashed cell and is left alone by ``scan``.
+their cells' files from their own threads). Liveness: a journal holds an exclusive ``flock`` on
+``.<node name>.lock`` in the directory for its lifetime (the kernel drops it when the process
+dies, SIGKILL included); ``scan`` reports files only while it holds that lock, so a second
+coordinator of the same name (another process, or another node in the same process) never
+takes a live coordinator's cells for crashed ones.
 """
 
 import datetime
+import fcntl
 import hashlib
 import json
 import logging
@@ -34,7 +39,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from rclpy.serialization import deserialize_message, serialize_message
 
@@ -46,7 +51,7 @@ FORMAT = "press_cell cell journal"
 VERSION = 1
 SUFFIX = ".cellrecord"
 INTERRUPTED_DIR = "interrupted"
-_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+MAX_NAME_PART = 100     # characters of a quoted cell id / node name in a file name (255 max)
 
 
 class JournalError(Exception):
@@ -60,31 +65,26 @@ def default_journal_dir() -> Path:
     return base / "press_cell" / "journal"
 
 
-def _boot_id() -> str:
-    try:
-        return _BOOT_ID_FILE.read_text().strip()
-    except OSError:
-        return ""
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, ValueError, OverflowError):
-        return False
-    return True
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _name_part(text: str) -> str:
+    """Return ``text`` %-quoted for a file name; long ones shortened, with a hash kept unique."""
+    quoted = quote(text, safe="")
+    if len(quoted) <= MAX_NAME_PART:
+        return quoted
+    prefix = ""
+    for char in text:
+        piece = quote(char, safe="")
+        if len(prefix) + len(piece) > MAX_NAME_PART - 20:
+            break
+        prefix += piece
+    return f"{prefix}~{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def encode_journal(record: CellRecord, owner: str, step: str) -> bytes:
@@ -96,7 +96,7 @@ def encode_journal(record: CellRecord, owner: str, step: str) -> bytes:
         "certificates": [cert.step_name for cert in record.certificates],
         "placed": list(record.placed_components),
         "written_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
-        "pid": os.getpid(), "boot_id": _boot_id(), "cdr_bytes": len(body),
+        "pid": os.getpid(), "cdr_bytes": len(body),
         "sha256": hashlib.sha256(body).hexdigest()}
     return json.dumps(header, sort_keys=True).encode() + b"\n" + body
 
@@ -151,9 +151,34 @@ class CellJournal:
         """Use ``directory`` (created if missing; raise OSError if it cannot be)."""
         self.directory = Path(directory).expanduser()
         self.owner = owner
-        self._owner_key = owner.strip("/").replace("/", ".") or "coordinator"
+        self._owner_key = _name_part(owner.strip("/").replace("/", ".") or "coordinator")
         self._lock = threading.Lock()
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._owner_lock = open(self.directory / f".{self._owner_key}.lock", "a")  # noqa: SIM115
+        self._owns = False
+        self._take_owner_lock()
+
+    def _take_owner_lock(self) -> bool:
+        """Hold the owner's flock if no live journal of the same owner holds it."""
+        if not self._owns and not self._owner_lock.closed:
+            try:
+                fcntl.flock(self._owner_lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._owns = True
+            except BlockingIOError:
+                pass
+        return self._owns
+
+    @property
+    def sole_owner(self) -> bool:
+        """Return whether no other live journal of this owner uses the directory."""
+        with self._lock:
+            return self._take_owner_lock()
+
+    def close(self) -> None:
+        """Release the owner's lock (a node being destroyed); the files stay."""
+        with self._lock:
+            self._owns = False
+            self._owner_lock.close()
 
     @property
     def interrupted_dir(self) -> Path:
@@ -162,7 +187,7 @@ class CellJournal:
 
     def path_for(self, cell_id: str) -> Path:
         """Return the journal file of ``cell_id``."""
-        return self.directory / f"{quote(cell_id, safe='')}@{self._owner_key}{SUFFIX}"
+        return self.directory / f"{_name_part(cell_id)}@{self._owner_key}{SUFFIX}"
 
     def write(self, record: CellRecord, step: str) -> Path:
         """Replace the cell's file atomically with ``record`` (``step`` = the step in progress)."""
@@ -193,30 +218,25 @@ class CellJournal:
             return True
 
     def scan(self) -> list:
-        """Return a ``JournalEntry`` per leftover file of this owner (a crashed cell).
+        """Return a ``JournalEntry`` per file of this owner: at start-up, the crashed cells.
 
-        Files written by a process still alive on this boot are skipped (a coordinator of the
-        same name runs elsewhere); stale temporary files of dead writers are deleted.
+        Return nothing while another live journal of the same owner holds the owner's lock
+        (its files are running cells). Temporary files of interrupted writes are deleted.
         """
         entries = []
-        boot = _boot_id()
         with self._lock:
-            for tmp in sorted(self.directory.glob(f".*@{self._owner_key}{SUFFIX}.*.tmp")):
-                pid = tmp.name.rsplit(".", 3)[-3]
-                if not (pid.isdigit() and _process_alive(int(pid))):
-                    tmp.unlink(missing_ok=True)
+            if not self._take_owner_lock():
+                _LOG.warning("journal %s: another coordinator named %s is running; its files "
+                             "are left alone", self.directory, self.owner)
+                return entries
+            for tmp in self.directory.glob(f".*@{self._owner_key}{SUFFIX}.*.tmp"):
+                tmp.unlink(missing_ok=True)
             for path in sorted(self.directory.glob(f"*@{self._owner_key}{SUFFIX}")):
                 try:
                     header, record = read_journal_file(path)
                 except (JournalError, OSError) as exc:
-                    cell_id = path.name.split("@", 1)[0]
+                    cell_id = unquote(path.name.split("@", 1)[0])
                     entries.append(JournalEntry(path, cell_id, "", None, str(exc)))
-                    continue
-                pid = header.get("pid")
-                if header.get("boot_id") == boot and boot and isinstance(pid, int) and \
-                        pid != os.getpid() and _process_alive(pid):
-                    _LOG.info("journal %s belongs to running process %d: left alone", path,
-                              pid)
                     continue
                 entries.append(JournalEntry(path, record.cell_id, str(header.get("step", "")),
                                             record))

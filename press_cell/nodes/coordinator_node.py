@@ -40,9 +40,10 @@ Policy (stated, as STYLE.md asks):
   At start-up every leftover file of this node is a cell interrupted by a crash (SIGKILL, power
   cut, a stop mid-cell): it is moved to ``<journal_dir>/interrupted/``, logged, and published on
   ``~/cell_record`` with passed=false, verdict ``INTERRUPTED: ...`` and ``failed_step`` = the
-  step in progress, once a subscriber has been matched for ``INTERRUPTED_SETTLE_S`` (at most
-  ``INTERRUPTED_WAIT_S`` after start: the topic is not latched, a record sent before the
-  recorder has matched would be lost). An unreadable (truncated) file is logged and set aside.
+  step in progress, once the topic has readers and their count has not changed for
+  ``INTERRUPTED_SETTLE_S`` (at most ``INTERRUPTED_WAIT_S`` after start: the topic is not
+  latched, a reader that matches later, e.g. a recorder started afterwards, misses it; the
+  file in ``interrupted/`` stays). An unreadable (truncated) file is logged and set aside.
   A journal that cannot be written is logged; the cell goes on.
 """
 
@@ -98,7 +99,7 @@ _PART_STILL_IN_SLOT = {PlaceComponent.Result.GRASP_FAILED, PlaceComponent.Result
 
 DISPATCH_PERIOD_S = 0.1    # s, queued goals canceled before they started are ended this often
 REFILL_ARM_WAIT_S = 1.0    # s, wait for a simulated arm's sim_refill service
-INTERRUPTED_SETTLE_S = 1.0  # s, ~/cell_record subscribers matched before interrupted cells go out
+INTERRUPTED_SETTLE_S = 2.0  # s, ~/cell_record reader count steady before interrupted cells go out
 INTERRUPTED_WAIT_S = 15.0   # s, after start-up interrupted cells go out even with no subscriber
 
 _KIND_CODES = {"ELECTROLYTE_PELLET": PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET,
@@ -313,7 +314,7 @@ class CoordinatorNode(Node):
         self._journal = self._open_journal()
         self._interrupted = self._recover_interrupted()
         self._interrupted_since = time.monotonic()
-        self._subscribers_since = None
+        self._subscribers = (0, self._interrupted_since)   # (~/cell_record readers, since)
         if self._interrupted:
             self._interrupted_timer = self.create_timer(
                 0.2, self._publish_interrupted, callback_group=group)
@@ -369,6 +370,12 @@ class CoordinatorNode(Node):
         """Return the ``PressLineSpec`` of every press line."""
         return self._specs
 
+    def destroy_node(self):
+        """Release the cell journal's lock (its files stay), then destroy the node."""
+        if self._journal is not None:
+            self._journal.close()
+        return super().destroy_node()
+
     # ------------------------------------------------------------------ journal
     def _open_journal(self):
         """Return the cell journal, or None (logged) when its directory cannot be made."""
@@ -409,12 +416,10 @@ class CoordinatorNode(Node):
     def _publish_interrupted(self):
         """Publish the interrupted cells once ~/cell_record has subscribers (or waited enough)."""
         now = time.monotonic()
-        if self._record_pub.get_subscription_count() > 0:
-            self._subscribers_since = self._subscribers_since or now
-        else:
-            self._subscribers_since = None
-        settled = self._subscribers_since is not None and \
-            now - self._subscribers_since >= INTERRUPTED_SETTLE_S
+        count = self._record_pub.get_subscription_count()
+        if count != self._subscribers[0]:
+            self._subscribers = (count, now)
+        settled = count > 0 and now - self._subscribers[1] >= INTERRUPTED_SETTLE_S
         if not (settled or now - self._interrupted_since >= INTERRUPTED_WAIT_S):
             return
         self._interrupted_timer.cancel()
