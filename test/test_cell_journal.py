@@ -115,6 +115,17 @@ def test_remove_deletes_the_cell_file_only(tmp_path):
     assert [e.cell_id for e in journal.scan()] == ["B"]
 
 
+def test_cell_indices_count_on_across_restarts_per_owner(tmp_path):
+    journal = CellJournal(tmp_path, OWNER)
+    assert [journal.take_cell_index() for _ in range(3)] == [0, 1, 2]
+    journal.close()
+    restarted = CellJournal(tmp_path, OWNER)           # a coordinator started again
+    assert restarted.take_cell_index() == 3
+    assert restarted.take_cell_index(minimum=10) == 10  # first_cell_index raises the floor
+    assert restarted.take_cell_index() == 11
+    assert CellJournal(tmp_path, "/cell2/coordinator").take_cell_index() == 0
+
+
 def test_set_aside_moves_to_interrupted_without_overwriting(tmp_path):
     journal = CellJournal(tmp_path, OWNER)
     kept = []

@@ -292,9 +292,9 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
                                    if r.verdict.startswith("INTERRUPTED")], 15.0,
                           "the interrupted record in the bag")
         assert bagged[0].cell_id == killed_cell
-        # Known (coordinator_node.py, not this suite's to fix): cell ids count from 0 again in
-        # a restarted coordinator, so the new cell reuses the killed cell's id.
+        # the journal counts generated cell ids across restarts: the new cell gets a new id
         reused_id = response.result.record.cell_id == killed_cell
+        assert not reused_id, f"the restarted coordinator reused the id {killed_cell}"
         record_figure("coordinator SIGKILL mid-prepress",
                       wall_s_kill_to_press_released=round(released_wall_s - killed_wall_s, 2),
                       killed_cell=killed_cell, kept_traces=[t.step_name for t in run.traces],

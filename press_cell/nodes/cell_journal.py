@@ -207,6 +207,28 @@ class CellJournal:
             _fsync_dir(self.directory)
         return path
 
+    def take_cell_index(self, minimum: int = 0) -> int:
+        """Return this owner's next generated-cell index (at least ``minimum``) and count it.
+
+        The count is kept in ``.<owner>.next_cell`` beside the journal (replaced atomically),
+        so a restarted coordinator does not hand out again the ids of cells it already ran or
+        that a crash interrupted. Raises OSError when the file cannot be written.
+        """
+        path = self.directory / f".{self._owner_key}.next_cell"
+        with self._lock:
+            try:
+                stored = int(path.read_text(encoding="ascii").strip())
+            except (OSError, ValueError):   # first cell, or a damaged count: start afresh
+                stored = 0
+            index = max(stored, int(minimum))
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="ascii") as handle:
+                handle.write(f"{index + 1}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        return index
+
     def remove(self, cell_id: str) -> bool:
         """Delete the cell's file (its record was published); return whether one existed."""
         with self._lock:

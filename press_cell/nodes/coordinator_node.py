@@ -340,7 +340,8 @@ class CoordinatorNode(Node):
         text("tray_filled_slots", ["*"], "tray/rack slots holding a part at start and after "
              "~/refill_trays ('*' every source slot, 'station', 'station/n', 'none')")
         self.declare_parameter("first_cell_index", 0, ParameterDescriptor(
-            description="index of the first generated cell id", read_only=True))
+            description="lowest index of generated cell ids (<prefix>-NNNN); the cell journal "
+                        "counts on from there across restarts", read_only=True))
         self.declare_parameter("device_timeout", 15.0, ParameterDescriptor(
             description="s, how long to wait for the device action servers"))
         self.declare_parameter("max_queue", 16, ParameterDescriptor(
@@ -615,8 +616,7 @@ class CoordinatorNode(Node):
             result.record.cell_id = goal.cell_id
             goal_handle.canceled()
             return self._fail(result, AssembleCell.Result.CANCELED, "canceled while queued")
-        index = next(self._cells_done)
-        cell_id = goal.cell_id or self._generated_cell_id(index)
+        cell_id = goal.cell_id or self._generated_cell_id(self._take_cell_index())
         result.record.cell_id = cell_id
         line = self._lines[line_index]
         try:
@@ -674,6 +674,17 @@ class CoordinatorNode(Node):
         self.get_logger().info(f"{cell_id}: {record.outcome} on {line.spec.press}: "
                                f"{record.verdict}")
         return result
+
+    def _take_cell_index(self):
+        """Return the next generated-cell index: counted in the journal, so across restarts."""
+        first = self.get_parameter("first_cell_index").value
+        if self._journal is not None:
+            try:
+                return self._journal.take_cell_index(first)
+            except OSError as exc:
+                self.get_logger().warning(f"cell journal: cannot count cell ids ({exc}); "
+                                          "counting in memory")
+        return next(self._cells_done)
 
     def _generated_cell_id(self, index):
         """Return ``<prefix>-<index>``, led by the namespace when the cell runs in one.
