@@ -17,7 +17,6 @@ Every input tried is counted (``support.fuzz_counts``, family ``config``).
 import contextlib
 import io
 import re
-import traceback
 from pathlib import Path
 
 import pytest
@@ -181,13 +180,6 @@ def test_params_file_gives_parameters_or_a_bringup_error(scratch, text, namespac
         assert str(path) in str(exc)
         record("config", "node params files", "BringupError")
         return
-    except KeyError as exc:
-        # known bug, pinned below: PyYAML's KeyError for ``!!bool maybe`` is not turned into
-        # a BringupError; any other error type, or a KeyError from elsewhere, fails here
-        frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
-        assert "yaml" in frames[-1], "".join(traceback.format_exception(exc))
-        record("config", "node params files", "known bug: KeyError")
-        return
     assert all(p.name for p in params)
     record("config", "node params files", "parameters" if params else "no match")
 
@@ -215,14 +207,12 @@ def test_params_file_ros_parameters_not_a_mapping_is_a_bringup_error(scratch):
 
 
 def test_params_file_bool_tag_on_a_non_bool_is_a_bringup_error(scratch):
-    """``!!bool maybe`` is refused as a BringupError (known bug, reported: a raw KeyError)."""
+    """``!!bool maybe`` is refused as a BringupError naming the file (was PyYAML's KeyError)."""
     path = scratch / "press_bool_tag.yaml"
     path.write_text("/**/press:\n  ros__parameters:\n    autostart: !!bool maybe\n")
-    with pytest.raises((BringupError, KeyError)) as refused:
+    with pytest.raises(BringupError, match="does not fit its YAML tag") as refused:
         load_node_parameters(path, "press", "")
-    if not isinstance(refused.value, BringupError):
-        pytest.xfail("known bug, reported: bringup.load_node_parameters lets PyYAML's KeyError "
-                     "for '!!bool maybe' through instead of a BringupError")
+    assert str(path) in str(refused.value)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

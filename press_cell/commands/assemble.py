@@ -103,11 +103,21 @@ def run_goals(node, goals, timeout_s=4 * 3600.0, progress=None):
     from press_cell.action import AssembleCell
     from press_cell.msg import DeviceStatus
     from press_cell.nodes import qos
-    from press_cell.nodes.blocking_action import ActionCallError, ActionReply, wait_for_server
 
     statuses = []
-    node.create_subscription(DeviceStatus, "coordinator/status", statuses.append, qos.LATCHED)
+    subscription = node.create_subscription(DeviceStatus, "coordinator/status", statuses.append,
+                                            qos.LATCHED)
     client = ActionClient(node, AssembleCell, "assemble_cell")
+    try:
+        return _queue_and_wait(client, statuses, goals, timeout_s, progress)
+    finally:    # a long-lived node (soak, notebooks) calls this many times
+        client.destroy()
+        node.destroy_subscription(subscription)
+
+
+def _queue_and_wait(client, statuses, goals, timeout_s, progress):
+    from press_cell.nodes.blocking_action import ActionCallError, ActionReply, wait_for_server
+
     if not wait_for_server(client, 30.0):
         raise ActionCallError("no 'assemble_cell' action server within 30 s (is the cell's "
                               "coordinator running?)")

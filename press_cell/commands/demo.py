@@ -49,9 +49,11 @@ def run(args):
           f"assembling {' and '.join(f'#{i + 1} {r}' for i, r in enumerate(RECIPES))}",
           flush=True)
     started = time.monotonic()
+    bringup = sim_bringup_config("", args.time_scale, bag_root, args.presses)
+    # the demo's own cell journal: its cells are numbered from 0 in every demo folder
+    bringup.overrides.setdefault("coordinator", {})["journal_dir"] = str(out / "journal")
     try:
-        with ClientSession("press_cell_demo", "", sim_bringup_config("", args.time_scale,
-                                                                      bag_root, args.presses),
+        with ClientSession("press_cell_demo", "", bringup,
                            log_level="" if args.verbose else "warn") as node:
             goals = [goal for recipe in RECIPES for goal in cell_goals(recipe, 1)]
             replies, refusals = run_goals(node, goals, progress=ProgressLine())
