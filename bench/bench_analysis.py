@@ -27,9 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from result_format import add_json_argument, figure, write_result  # noqa: E402
-
 from press_cell.analysis.synthetic_run import CycleSpec, write_synthetic_run  # noqa: E402
+from result_format import add_json_argument, figure, write_result  # noqa: E402
 
 #: A realistic stack-press cycle (25 MPa, ramp 2 MPa/s, 30 s hold, release 5 MPa/s): 47.5 s of
 #: profile + 2.5 s idle = 50 s, so an hour holds 72 cycles.

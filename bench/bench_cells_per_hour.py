@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from result_format import add_json_argument, figure, write_result
 
 RECIPE = "li_symmetric_cell"

@@ -35,13 +35,12 @@ import logging
 import statistics
 import time
 
-from result_format import add_json_argument, figure, write_result
-
 from press_cell.control.press_runtime import PressRuntime
 from press_cell.hardware.press_sim import SimulatedPress
 from press_cell.physics.foil import LITHIUM, AlkaliFoil
 from press_cell.recipes.segments import Segment
 from press_cell.timebase import SimulatedClock
+from result_format import add_json_argument, figure, write_result
 
 MPA = 1e6
 ROD_RADIUS_M = 12.7e-3 / 2

@@ -22,7 +22,6 @@ import threading
 import time
 
 import numpy as np
-from result_format import add_json_argument, figure, write_result
 
 from press_cell.control.loop_runner import request_realtime
 from press_cell.control.press_runtime import PressRuntime
@@ -30,6 +29,7 @@ from press_cell.hardware.press_sim import SimulatedPress
 from press_cell.physics.foil import LITHIUM, AlkaliFoil
 from press_cell.recipes.segments import Segment
 from press_cell.timebase import MonotonicClock
+from result_format import add_json_argument, figure, write_result
 
 MPA = 1e6
 

@@ -43,13 +43,12 @@ from std_msgs.msg import Empty
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from result_format import add_json_argument, figure, write_result  # noqa: E402
-
 from press_cell.action import PressCycle  # noqa: E402
 from press_cell.msg import PressSegment, PressState  # noqa: E402
 from press_cell.nodes.press_client import PressClient  # noqa: E402
 from press_cell.nodes.qos import COMMAND, TELEMETRY  # noqa: E402
 from press_cell.srv import EmergencyStop, ResetFault  # noqa: E402
+from result_format import add_json_argument, figure, write_result  # noqa: E402
 
 STAMPS = re.compile(r"arrived at stamp ([0-9.]+) s, \w+ began at stamp ([0-9.]+) s")
 RATE_HZ = 500.0

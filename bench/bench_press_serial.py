@@ -13,11 +13,10 @@ import argparse
 import statistics
 import time
 
-from result_format import add_json_argument, figure, write_result
-
 from press_cell.hardware.press_ascii import AsciiSerialPress
 from press_cell.hardware.press_emulator import PressEmulator
 from press_cell.hardware.press_modbus import ModbusPress
+from result_format import add_json_argument, figure, write_result
 
 DRIVERS = {"ascii": AsciiSerialPress, "modbus": ModbusPress}
 

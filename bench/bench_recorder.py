@@ -23,9 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from result_format import add_json_argument, figure, write_result  # noqa: E402
-
 from press_cell.analysis.bag_reader import open_bag  # noqa: E402
+from result_format import add_json_argument, figure, write_result  # noqa: E402
 
 PUBLISHER = """
 import sys, time, rclpy

@@ -15,14 +15,13 @@ import logging
 import math
 import time
 
-from result_format import add_json_argument, figure, write_result
-
 from press_cell.control.press_runtime import PressRuntime
 from press_cell.hardware.press_sim import SimulatedPress
 from press_cell.physics.compaction import LI6PS5CL, PowderCompact
 from press_cell.physics.foil import LITHIUM, SODIUM, AlkaliFoil
 from press_cell.recipes.segments import Segment
 from press_cell.timebase import SimulatedClock
+from result_format import add_json_argument, figure, write_result
 
 MPA = 1e6
 CASES = {
