@@ -13,9 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).resolve().parent / "support"
 
 
-@pytest.fixture
-def rclpy_context():
-    """Initialise rclpy in a private context for one test and shut it down afterwards."""
+def _private_rclpy_context():
     import rclpy
     from rclpy.context import Context
 
@@ -25,6 +23,18 @@ def rclpy_context():
         yield context
     finally:
         context.try_shutdown()
+
+
+@pytest.fixture
+def rclpy_context():
+    """Initialise rclpy in a private context for one test and shut it down afterwards."""
+    yield from _private_rclpy_context()
+
+
+@pytest.fixture(scope="module")
+def rclpy_module_context():
+    """Initialise rclpy in a private context shared by the tests of one module."""
+    yield from _private_rclpy_context()
 
 
 def ros_subprocess_env():

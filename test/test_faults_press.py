@@ -22,7 +22,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from conftest import REPO, ros_subprocess_env  # noqa: E402
-from rclpy.context import Context  # noqa: E402
 from std_msgs.msg import Empty  # noqa: E402
 from support.fault_press import (  # noqa: E402
     RELEASED_PA,
@@ -46,13 +45,6 @@ CODES = {name: getattr(PressCycle.Result, name) for name in (
     "SENSOR_FAULT", "DEVICE_FAULT", "DISCONNECTED", "ESTOP", "TRACKING_FAULT")}
 
 
-@pytest.fixture(scope="module")
-def ros_context():
-    """Initialise a private rclpy context for the module."""
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    context.try_shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +54,7 @@ def bag_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rig(ros_context, bag_dir, tmp_path_factory):
+def rig(rclpy_module_context, bag_dir, tmp_path_factory):
     """Start a simulated press node and a recorder in /faults_<pid>; stop them after."""
     import subprocess
     import sys
@@ -75,7 +67,7 @@ def rig(ros_context, bag_dir, tmp_path_factory):
          "-p", "flush_period:=0.2", "-p", "discovery_period:=0.3"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     recorder_log = LineLog(recorder.stdout)
-    rig = PressFaultRig(ros_context, ns, env, tmp_path_factory.mktemp("fault_logs"))
+    rig = PressFaultRig(rclpy_module_context, ns, env, tmp_path_factory.mktemp("fault_logs"))
     rig.estop_pub = rig.node.create_publisher(Empty, "estop", COMMAND)
     wait_for(lambda: recorder_log.find(f"{ns}/press/trace"), 30.0,
              "the recorder subscribed to ~/trace")

@@ -32,7 +32,6 @@ rclpy = pytest.importorskip("rclpy")
 
 from conftest import REPO, ros_subprocess_env  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from rclpy.context import Context  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 from support.fault_press import (  # noqa: E402
@@ -57,13 +56,6 @@ from press_cell.nodes.cell_journal import INTERRUPTED_DIR, SUFFIX, read_journal_
 pytestmark = [pytest.mark.ros, pytest.mark.flaky(reruns=2, reruns_delay=1)]
 
 
-@pytest.fixture
-def ros_context():
-    """Initialise a private rclpy context for one test."""
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    context.try_shutdown()
 
 
 def start_recorder(namespace, out_dir, env):
@@ -88,14 +80,14 @@ def stop(proc, sig=signal.SIGINT):
 
 
 @pytest.mark.timeout(120)
-def test_press_node_killed_mid_hold_press_vents_and_restart_does_not_resume(ros_context,
+def test_press_node_killed_mid_hold_press_vents_and_restart_does_not_resume(rclpy_context,
                                                                               tmp_path):
     """SIGKILL mid-hold: the press's watchdog vents it; the restarted node comes up idle."""
     env = ros_subprocess_env()
     ns = f"/faults_kill_{os.getpid()}"
     emulator = SerialEmulator("ascii", env, "--watchdog-ms", "500")
     recorder, recorder_log = start_recorder(ns, tmp_path, env)
-    rig = PressFaultRig(ros_context, ns, env, tmp_path, hardware="serial_ascii",
+    rig = PressFaultRig(rclpy_context, ns, env, tmp_path, hardware="serial_ascii",
                         port=emulator.port)
     try:
         wait_for(lambda: recorder_log.find(f"{ns}/press/state"), 30.0, "the recorder")
@@ -207,7 +199,7 @@ def start_coordinator(namespace, env, journal_dir):
 
 @pytest.mark.timeout(120)
 def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cell(
-        ros_context, tmp_path):
+        rclpy_context, tmp_path):
     """SIGKILL mid-cell: devices end safe; the restart reports the cell INTERRUPTED, works."""
     env = ros_subprocess_env()
     ns = f"/faults_coord_{os.getpid()}"
@@ -219,7 +211,7 @@ def test_coordinator_killed_mid_assembly_devices_end_safe_and_restart_runs_a_cel
     recorder, recorder_log = start_recorder(ns, tmp_path, env)
     journal_dir = tmp_path / "journal"
     coordinator, coordinator_log = start_coordinator(ns, env, journal_dir)
-    watch = CellWatcher(ros_context, ns)
+    watch = CellWatcher(rclpy_context, ns)
     try:
         wait_for(lambda: devices_log.find("running in namespace"), 40.0, "the devices")
         wait_for(watch.action.server_is_ready, 40.0,

@@ -20,7 +20,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from conftest import ros_subprocess_env  # noqa: E402
-from rclpy.context import Context  # noqa: E402
 from support.fault_press import (  # noqa: E402
     LIFECYCLE_RECOVERY,
     RELEASED_PA,
@@ -46,21 +45,14 @@ PHASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def ros_context():
-    """Initialise a private rclpy context for the module."""
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    context.try_shutdown()
 
 
 @pytest.fixture(scope="module", params=("ascii", "modbus"))
-def serial_rig(request, ros_context, tmp_path_factory):
+def serial_rig(request, rclpy_module_context, tmp_path_factory):
     """Start an emulated serial press and a press node on it; stop both after the module."""
     env = ros_subprocess_env()
     emulator = SerialEmulator(request.param, env, "--watchdog-ms", "500")
-    rig = PressFaultRig(ros_context, f"/faults_{request.param}_{os.getpid()}", env,
+    rig = PressFaultRig(rclpy_module_context, f"/faults_{request.param}_{os.getpid()}", env,
                         tmp_path_factory.mktemp("serial_logs"), hardware=f"serial_{request.param}",
                         port=emulator.port)
     rig.emulator = emulator

@@ -215,15 +215,6 @@ class Rig:
                 self.emulator.kill()
 
 
-@pytest.fixture(scope="module")
-def ros_context():
-    """Initialise rclpy in a private context for this module."""
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context)
-    yield context
-    context.try_shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -237,9 +228,9 @@ def recipes_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def rig(request, ros_context, recipes_path, tmp_path_factory):
+def rig(request, rclpy_module_context, recipes_path, tmp_path_factory):
     """Start a press node for one backend (log in the pytest tmp folder); stop it after."""
-    rig = Rig(request.param, ros_context, recipes_path, tmp_path_factory.mktemp("logs"))
+    rig = Rig(request.param, rclpy_module_context, recipes_path, tmp_path_factory.mktemp("logs"))
     yield rig
     rig.close()
 
