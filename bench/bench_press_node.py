@@ -149,7 +149,8 @@ def run_baseline_server(namespace: str, rate_hz: float) -> None:
 
 def _goal(hold_s: float) -> PressCycle.Goal:
     goal = PressCycle.Goal(part_id="bench", die_diameter=0.013)
-    goal.segments = [PressSegment(kind=0, target_pressure=20e6, rate=40e6),
+    # ramp at 20 MPa/s: the press refuses ramps above half its 50 MPa/s rate-of-rise limit
+    goal.segments = [PressSegment(kind=0, target_pressure=20e6, rate=20e6),
                      PressSegment(kind=1, target_pressure=20e6, duration=hold_s,
                                   tolerance=0.4e6),
                      PressSegment(kind=2, target_pressure=0.0, rate=40e6)]

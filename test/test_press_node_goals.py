@@ -109,6 +109,19 @@ def test_die_rating_comes_from_the_library_die_of_that_bore(book_and_library):
     assert resolve_goal(goal(140e6), book, library, small).peak_pressure_pa == 140e6
 
 
+def test_ramp_faster_than_half_the_supervisor_rate_limit_is_refused(book_and_library):
+    """A 30 MPa/s ramp would trip RATE_LIMIT (50 MPa/s) at its start: refused at the goal."""
+    book, library = book_and_library
+    limits = GoalLimits(press_capacity_n=147.1e3, default_die_rating_n=98.07e3,
+                        max_rate_pa_s=50e6)
+    with pytest.raises(GoalRejected) as refused:
+        resolve_goal(goal(300e6, rate_pa_s=30e6), book, library, limits)
+    assert refused.value.code == "OVER_LIMIT"
+    assert "segment 0 (ramp) asks 30 MPa/s; at most 25 MPa/s" in refused.value.reason
+    assert resolve_goal(goal(300e6, rate_pa_s=25e6), book, library, limits).peak_pressure_pa \
+        == 300e6
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.floats(min_value=1e-6, max_value=999.0))
 def test_target_below_1_kpa_is_a_unit_error(book_and_library, target):

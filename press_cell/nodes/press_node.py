@@ -500,7 +500,8 @@ class PressNode(LifecycleNode):
         if runtime is not None and runtime.limits is not None:
             capacity = min(capacity or math.inf, runtime.limits.press_capacity_n)
         return GoalLimits(press_capacity_n=capacity,
-                          default_die_rating_n=self.get_parameter("die_rating_n").value)
+                          default_die_rating_n=self.get_parameter("die_rating_n").value,
+                          max_rate_pa_s=self.get_parameter("max_rate_pa_s").value)
 
     def _reject(self, code: str, reason: str) -> GoalResponse:
         self.get_logger().warning(f"press_cycle goal rejected ({code}): {reason}")
