@@ -127,7 +127,8 @@ def test_arm_killed_in_the_zone_leaves_the_real_press_safe_and_usable(cell):
     refused = wait_future(press.send_goal_async(press_goal()), 10.0, "press goal response")
     assert not refused.accepted, "the press accepted a cycle with the arm in the zone"
     stop(cell.real_arm_proc, sig_kill=True)        # crash: no release is ever sent
-    wait_for(lambda: not client.press_states[-1].zone_leased, 3.0 + 1.0,
+    # the last renewal may have landed just before the kill; 3 s of slack for a loaded machine
+    wait_for(lambda: not client.press_states[-1].zone_leased, 3.0 + 3.0,
              "the crashed arm's lease to expire (3 s lease)")
     assert client.press_states[-1].fault_code == 0, client.press_states[-1].fault_message
     granted = client.lease(ZoneLease.Request.ACQUIRE, holder="test", duration=0.5)
