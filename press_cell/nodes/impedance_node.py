@@ -107,6 +107,9 @@ AMPLITUDE_LIMITS_V = (1e-3, 0.1)        # see the module docstring [est]
 MAX_ELECTRODE_AREA_M2 = 1e-2            # 11 cm diameter: beyond any lab cell [est]
 ELECTRODE_DIAMETER_M = 12.7e-3          # Doux et al. 2020 cells, the shipped rods
 LIVE_PHASES = (PressState.PHASE_RAMP, PressState.PHASE_HOLD, PressState.PHASE_RELEASE)
+# A hold-monitor point counts only if the stack pressure at its end is within this fraction of
+# the pressure at its start (else it spans a stage change and is dropped) [est]
+SAME_HOLD_FRACTION = 0.05
 R = MeasureImpedance.Result
 
 
@@ -172,8 +175,8 @@ class ImpedanceNode(LifecycleNode):
         self._monitor_thread: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self._last_status: tuple | None = None
-        self._counts = {"sweeps": 0, "failed": 0, "monitor_samples": 0, "monitor_errors": 0,
-                        "cycles": 0}
+        self._counts = {"sweeps": 0, "failed": 0, "monitor_samples": 0, "monitor_discarded": 0,
+                        "monitor_errors": 0, "cycles": 0}
         self._last_asr_ohm_cm2 = math.nan
 
         self._action_group = ReentrantCallbackGroup()
@@ -629,10 +632,21 @@ class ImpedanceNode(LifecycleNode):
                 continue
             finally:
                 self._device_lock.release()
+            if not self._same_hold(stack_pressure_pa):
+                # the press left the hold (or changed stage) while the point was measured: the
+                # point belongs to no single stack pressure, and is dropped
+                self._counts["monitor_discarded"] += 1
+                continue
             self._counts["monitor_samples"] += 1
             self._monitor_pub.publish(sample_to_msg(
                 freq_hz, z_ohm, interface_resistance_from_point(z_ohm, r_series_ohm),
                 stack_pressure_pa, self.get_clock().now().to_msg()))
+
+    def _same_hold(self, stack_pressure_pa: float) -> bool:
+        """Return whether the press still holds ``stack_pressure_pa`` (Pa, within 5 %)."""
+        now_pa = self.stack_pressure_pa()
+        return self._press_holds() and abs(now_pa - stack_pressure_pa) <= \
+            SAME_HOLD_FRACTION * max(abs(stack_pressure_pa), 1e6)   # NaN: False
 
     # ----------------------------------------------------------------- status, diagnostics
     def _publish_status(self, state: int, message: str, fault_code: int = 0,
