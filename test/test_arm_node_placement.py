@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 LAYOUT = load_layout(SUPPORT.parent.parent / "config" / "stations.yaml")
 TIME_SCALE = 40.0
 PELLETS = [f"pellet_tray/{n}" for n in range(7)]      # pellet_tray/7 stays empty
-ANODES = [f"anode_rack/{n}" for n in range(3)]
+ANODES = [f"anode_rack/{n}" for n in range(4)]
 FILLED = PELLETS + ANODES
 PELLET = PlaceComponent.Goal.KIND_ELECTROLYTE_PELLET
 ANODE = PlaceComponent.Goal.KIND_ANODE_ON_ROD
@@ -121,7 +121,20 @@ def cells(request):
 
 @pytest.fixture(params=["sim", "dobot"])
 def backend(request, cells):
+    unlatch(cells[request.param].client)
     return cells[request.param]
+
+
+def unlatch(client):
+    """Reset an e-stop or fault an earlier test (or a failed attempt of this one) left latched."""
+    if client.status and client.status[-1].state in (DeviceStatus.STATE_ESTOP,
+                                                     DeviceStatus.STATE_FAULT):
+        reset = wait_future(client.reset_client.call_async(ResetFault.Request()), 10.0,
+                            "reset_fault")
+        assert reset.success, reset.message
+        wait_for(lambda: client.status[-1].state not in (DeviceStatus.STATE_ESTOP,
+                                                         DeviceStatus.STATE_FAULT),
+                 5.0, "the arm unlatched")
 
 
 def assert_retreated(client, result):
@@ -307,6 +320,7 @@ def enter_zone_and_stay(client, slot):
 def test_press_goal_refused_while_arm_holds_lease_and_lease_expires_after_arm_crash(cells):
     sim = cells["sim"]
     client = sim.client
+    unlatch(client)
     press = ActionClient(client.node, PressCycle, "press_cycle")
     wait_for(press.server_is_ready, 20.0, "press_cycle server")
     client.press_states.clear()
